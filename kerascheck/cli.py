@@ -1,0 +1,114 @@
+"""The command line: a thin layer over the engine."""
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from kerascheck import __version__
+from kerascheck.errors import UsageError
+
+FAIL_ON = ("error", "warning", "info")
+FORMATS = ("text", "json")
+
+
+def _split(values) -> list[str]:
+    return [v.strip() for value in values or () for v in value.split(",") if v.strip()]
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.argument("paths", nargs=-1, metavar="PATH...")
+@click.option("--select", multiple=True, metavar="RULES",
+              help="Only these rules: names, codes or code prefixes (KC2), comma-separated; repeatable.")
+@click.option("--ignore", multiple=True, metavar="RULES", help="Leave out these rules (same forms as --select).")
+@click.option("--fail-on", type=click.Choice(FAIL_ON), default=None,
+              help="Exit 1 when a finding is at least this severe.  [default: warning]")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default=None, help="Output format.  [default: text]")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
+              help="Write the report to FILE instead of standard output.")
+@click.option("--static/--no-static", default=None,
+              help="Run only rules that read the saved file (no TensorFlow import, nothing executed).")
+@click.option("--list-rules", is_flag=True, help="List the rules and exit.")
+@click.option("--explain", metavar="RULE", help="Print a rule's documentation and exit.")
+@click.version_option(__version__, "--version", prog_name="kerascheck")
+def cli(paths, select, ignore, fail_on, fmt, output, static, list_rules, explain):
+    """Check saved Keras models (.keras, .h5, or folders of them) for reasons they will not train well.
+
+    Exit status: 0 nothing at or above --fail-on, 1 findings, 2 a file could not be
+    checked or the command line was wrong.
+
+    Settings may also come from [tool.kerascheck] in pyproject.toml or [kerascheck]
+    in setup.cfg (keys: select, ignore, fail-on, format, output, static).
+    """
+    from kerascheck.config import find_config
+    from kerascheck.engine import all_rules, check_paths, find_rule, select_rules
+
+    if list_rules:
+        for rule in all_rules():
+            click.echo(f"{rule.code}  {rule.name:<24} {rule.severity:<8} {rule.tier:<6} {rule.summary}")
+        return 0
+    if explain:
+        rule = find_rule(explain)
+        if rule is None:
+            raise UsageError(f"unknown rule {explain!r} (see kerascheck --list-rules)")
+        click.echo(f"{rule.name} ({rule.code}, default severity {rule.severity}, tier {rule.tier})\n")
+        click.echo(rule.doc.strip())
+        return 0
+    if not paths:
+        raise UsageError("no PATH given (try kerascheck --help)")
+
+    config, _ = find_config()
+    select = _split(select) or config.get("select", [])
+    ignore = _split(ignore) or config.get("ignore", [])
+    fail_on = fail_on or config.get("fail-on", "warning")
+    fmt = fmt or config.get("format", "text")
+    output = output or config.get("output")
+    static = static if static is not None else config.get("static", False)
+    if fail_on not in FAIL_ON:
+        raise UsageError(f"fail-on must be one of {', '.join(FAIL_ON)}, not {fail_on!r}")
+    if fmt not in FORMATS:
+        raise UsageError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+
+    rules = select_rules(select, ignore)
+    report = check_paths(list(paths), rules, static=static)
+    for model in report.models:
+        for err in model.errors:
+            click.echo(f"kerascheck: error: {model.path}: {err['message']}", err=True)
+
+    from kerascheck.reports import render
+
+    color = (output is None and fmt == "text" and sys.stdout.isatty() and "NO_COLOR" not in os.environ)
+    text = render(report, fmt, color=color) if fmt == "text" else render(report, fmt)
+    if output:
+        try:
+            with open(output, "w", encoding="utf-8") as fh:
+                fh.write(text)
+        except OSError as exc:
+            raise UsageError(f"cannot write {output}: {exc.strerror or exc}") from None
+    else:
+        click.echo(text, nl=False, color=color)
+    return report.exit_code(fail_on)
+
+
+def main(argv=None) -> None:
+    try:
+        code = cli.main(args=argv, prog_name="kerascheck", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("kerascheck: interrupted", err=True)
+        code = 130
+    except click.ClickException as exc:
+        click.echo(f"kerascheck: error: {' '.join(exc.format_message().split())}", err=True)
+        code = 2
+    except UsageError as exc:
+        click.echo(f"kerascheck: error: {exc}", err=True)
+        code = 2
+    except BrokenPipeError:
+        code = 1
+    except Exception as exc:  # a bug of ours: still one line, still exit 2
+        if os.environ.get("KERASCHECK_DEBUG"):
+            raise
+        click.echo(f"kerascheck: internal error: {type(exc).__name__}: {exc} (set KERASCHECK_DEBUG=1 "
+                   "for the traceback)", err=True)
+        code = 2
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,168 @@
+"""Find the rules, pick the ones selected, build the facts they need, run them."""
+from __future__ import annotations
+
+import importlib
+import os
+import pkgutil
+import traceback
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Iterable, Sequence
+
+from kerascheck.errors import InputError, UsageError
+from kerascheck.rule import SEVERITY_RANK, TIERS, Facts, Finding, Rule, Skip
+
+MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
+
+
+@lru_cache(maxsize=1)
+def all_rules() -> tuple[Rule, ...]:
+    """Every rule module in kerascheck.rules, validated, sorted by code."""
+    import kerascheck.rules as package
+
+    rules, names, codes = [], set(), set()
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"kerascheck.rules.{info.name}")
+        rule = getattr(module, "RULE", None)
+        if not isinstance(rule, Rule):
+            raise ValueError(f"rule module {info.name} has no RULE = Rule(...)")
+        # The module docstring is the rule's documentation and check() its logic,
+        # so a rule is written once, in one file.
+        rule = Rule(rule.name, rule.code, rule.severity, rule.tier, module.__doc__ or "",
+                    getattr(module, "check", None))
+        rule.validate(info.name)
+        if rule.name in names or rule.code in codes:
+            raise ValueError(f"rule {rule.name} ({rule.code}) is defined twice")
+        names.add(rule.name)
+        codes.add(rule.code)
+        rules.append(rule)
+    return tuple(sorted(rules, key=lambda r: r.code))
+
+
+def find_rule(key: str) -> Rule | None:
+    key = key.strip()
+    for rule in all_rules():
+        if key in (rule.name, rule.code) or key.upper() == rule.code:
+            return rule
+    return None
+
+
+def select_rules(select: Sequence[str] = (), ignore: Sequence[str] = ()) -> list[Rule]:
+    """Rules chosen by names, codes or code prefixes (ruff style: KC2 selects KC2xx)."""
+
+    def matches(rule: Rule, key: str) -> bool:
+        key = key.strip()
+        return key == rule.name or (key.upper().startswith("KC") and rule.code.startswith(key.upper()))
+
+    for key in list(select) + list(ignore):
+        if key.strip().upper() != "ALL" and not any(matches(r, key) for r in all_rules()):
+            raise UsageError(f"unknown rule {key!r} (see kerascheck --list-rules)")
+    chosen = [r for r in all_rules() if not select or any(k.upper() == "ALL" or matches(r, k) for k in select)]
+    return [r for r in chosen if not any(matches(r, k) for k in ignore)]
+
+
+@dataclass
+class ModelResult:
+    path: str
+    format: str | None = None
+    findings: list[Finding] = field(default_factory=list)
+    skipped: list[dict] = field(default_factory=list)
+    errors: list[dict] = field(default_factory=list)
+    keras_version: str | None = None
+    param_count: int | None = None
+    tiers: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {
+            "path": self.path,
+            "format": self.format,
+            "findings": [f.to_dict() for f in self.findings],
+            "skipped": list(self.skipped),
+            "errors": list(self.errors),
+        }
+
+
+@dataclass
+class Report:
+    models: list[ModelResult]
+    rules: list[Rule]
+
+    @property
+    def findings(self) -> list[Finding]:
+        return [f for m in self.models for f in m.findings]
+
+    def exit_code(self, fail_on: str = "warning") -> int:
+        if any(m.errors for m in self.models):
+            return 2
+        threshold = SEVERITY_RANK[fail_on]
+        return 1 if any(SEVERITY_RANK[f.severity] >= threshold for f in self.findings) else 0
+
+
+def expand_paths(paths: Iterable[str]) -> list[str]:
+    """Files to check, in a stable order: folders are searched recursively.
+
+    A SavedModel folder is kept as one entry so the reader can say it is unsupported.
+    """
+    out: list[str] = []
+    for path in paths:
+        if os.path.isdir(path) and not os.path.exists(os.path.join(path, "saved_model.pb")):
+            for root, dirs, files in os.walk(path):
+                dirs.sort()
+                saved = [d for d in dirs if os.path.exists(os.path.join(root, d, "saved_model.pb"))]
+                out.extend(os.path.join(root, d) for d in saved)
+                dirs[:] = [d for d in dirs if d not in saved and not d.startswith(".")]
+                out.extend(os.path.join(root, f) for f in sorted(files) if f.lower().endswith(MODEL_SUFFIXES))
+        else:
+            out.append(path)
+    return out
+
+
+def check_file(path: str, rules: Sequence[Rule], static: bool = False) -> ModelResult:
+    from kerascheck.reader import open_spec, sniff_format
+
+    result = ModelResult(path=path)
+    try:
+        result.format = sniff_format(path)
+        with open_spec(path) as spec:
+            result.keras_version = spec.keras_version
+            result.param_count = spec.param_count
+            result.tiers = ["spec"]
+            facts = Facts(spec=spec)
+            for rule in rules:
+                if rule.tier != "spec":
+                    reason = (f"--static runs spec-tier rules only; this rule needs the {rule.tier} tier"
+                              if static else f"needs the {rule.tier} tier, which this version does not build yet")
+                    result.skipped.append({"rule": rule.name, "reason": reason})
+                    continue
+                _run_rule(rule, facts, result)
+    except InputError as exc:
+        result.errors.append({"message": str(exc)})
+    result.findings.sort(key=lambda f: (-SEVERITY_RANK[f.severity], f.code, f.layer or ""))
+    return result
+
+
+def _run_rule(rule: Rule, facts: Facts, result: ModelResult) -> None:
+    try:
+        result.findings.extend(rule.check(facts))
+    except Skip as exc:
+        result.skipped.append({"rule": rule.name, "reason": str(exc)})
+    except InputError:
+        raise  # a weight that turns out unreadable makes the file unreadable
+    except Exception as exc:  # one broken rule must not hide the others' findings
+        if os.environ.get("KERASCHECK_DEBUG"):
+            raise
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        result.errors.append({
+            "message": f"internal error in rule {rule.name} ({type(exc).__name__}: {exc} at "
+                       f"{os.path.basename(where.filename)}:{where.lineno}); please report it; "
+                       "set KERASCHECK_DEBUG=1 for the traceback"
+        })
+
+
+def check_paths(paths: Sequence[str], rules: Sequence[Rule], static: bool = False) -> Report:
+    return Report(models=[check_file(p, rules, static) for p in expand_paths(paths)], rules=list(rules))
+
+
+__all__ = ["TIERS", "Report", "ModelResult", "all_rules", "select_rules", "check_paths", "check_file", "expand_paths"]

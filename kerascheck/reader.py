@@ -1,0 +1,917 @@
+"""The `spec` tier: read a saved Keras model without running anything in it.
+
+This module imports neither TensorFlow nor Keras and never unmarshals, unpickles
+or imports anything named in the file. It reads:
+
+* Keras 3 `.keras` zip archives (config.json, metadata.json, model.weights.h5),
+  including archives from Keras releases before 3.4 whose weight groups carry no
+  layer names;
+* legacy HDF5 files (`model_config` attribute plus `model_weights`), written by
+  Keras 3 or by Keras 2 / tf-keras.
+
+Every size the file declares is checked against a limit and against the file's
+real size before anything is allocated, HDF5 links are never followed, and the
+weights archive member is read in place rather than extracted.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import re
+import struct
+import zipfile
+from typing import Any, Iterator, Mapping
+
+import numpy as np
+
+from kerascheck.errors import InputError
+from kerascheck.spec import (
+    MODEL_CLASSES,
+    CompileSpec,
+    InputSpec,
+    LayerSpec,
+    LossSpec,
+    ModelSpec,
+    OptimizerSpec,
+    WeightRef,
+)
+
+# Limits. Keras's own zip-bomb guard starts at 4 GiB, far too late for a linter
+# that may be pointed at anything; these are generous for real models.
+MAX_JSON_BYTES = 64 << 20
+MAX_JSON_DEPTH = 200
+MAX_ARCHIVE_MEMBERS = 10_000
+MAX_MEMBER_BYTES = 16 << 30  # declared uncompressed size of one member
+MAX_COMPRESSION_RATIO = 200  # for members above 1 MiB
+MAX_TENSOR_BYTES = 8 << 30
+# HDF5 compression can legitimately shrink a tensor (an all-zero kernel shrinks a
+# lot); beyond this ratio a declared shape is treated as a bomb.
+MAX_TENSOR_EXPANSION = 1000
+
+_ZIP_MAGIC = b"PK\x03\x04"
+_EMPTY_ZIP_MAGIC = b"PK\x05\x06"
+_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+_KERAS_MEMBERS = {"config.json", "metadata.json", "model.weights.h5"}
+_NUMERIC_KINDS = "fiub"
+
+
+# --------------------------------------------------------------------------- entry
+
+
+@contextlib.contextmanager
+def open_spec(path: str) -> Iterator[ModelSpec]:
+    """Yield the ModelSpec of the model at `path`; weights stay readable inside the block.
+
+    Raises InputError with a one-line message for anything that cannot be read.
+    """
+    with contextlib.ExitStack() as stack:
+        yield _read(path, stack)
+
+
+def sniff_format(path: str) -> str:
+    """Return "keras" or "h5" from the file's first bytes, or raise InputError."""
+    if os.path.isdir(path):
+        if os.path.exists(os.path.join(path, "saved_model.pb")):
+            raise InputError(
+                "is a TensorFlow SavedModel folder, which kerascheck does not read: load it with "
+                "keras.layers.TFSMLayer and save a Keras model with model.save('model.keras')"
+            )
+        raise InputError("is a folder without Keras models")
+    if not os.path.exists(path):
+        raise InputError("no such file")
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+    except OSError as exc:
+        raise InputError(f"cannot be read: {exc.strerror or exc}") from None
+    if size == 0:
+        raise InputError("is empty (0 bytes)")
+    if head.startswith(_ZIP_MAGIC) or head.startswith(_EMPTY_ZIP_MAGIC):
+        return "keras"
+    if head.startswith(_HDF5_MAGIC):
+        return "h5"
+    if path.endswith(".pb"):
+        raise InputError(
+            "is a TensorFlow graph file, which kerascheck does not read: save the Keras model "
+            "with model.save('model.keras')"
+        )
+    raise InputError(
+        "is neither a Keras archive nor an HDF5 file (expected a .keras, .h5 or .hdf5 model "
+        "saved with model.save())"
+    )
+
+
+def _read(path: str, stack: contextlib.ExitStack) -> ModelSpec:
+    fmt = sniff_format(path)
+    if fmt == "keras":
+        return _read_keras(path, stack)
+    return _read_h5(path, stack)
+
+
+# ----------------------------------------------------------------------- .keras
+
+
+def _read_keras(path: str, stack: contextlib.ExitStack) -> ModelSpec:
+    file_size = os.path.getsize(path)
+    raw = stack.enter_context(open(path, "rb"))
+    try:
+        zf = stack.enter_context(zipfile.ZipFile(raw))
+        infos = zf.infolist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError, struct.error) as exc:
+        raise InputError(f"is not a readable .keras archive (truncated or corrupt zip: {exc})") from None
+    except OSError as exc:
+        raise InputError(f"is not a readable .keras archive ({exc})") from None
+
+    if len(infos) > MAX_ARCHIVE_MEMBERS:
+        raise InputError(f"archive has {len(infos)} members, more than the limit of {MAX_ARCHIVE_MEMBERS}")
+    members: dict[str, zipfile.ZipInfo] = {}
+    notes = []
+    for info in infos:
+        name = info.filename
+        if _unsafe_member_name(name):
+            raise InputError(f"archive member name {name!r} points outside the archive (path traversal)")
+        if name in members:
+            raise InputError(f"archive has two members named {name!r}")
+        members[name] = info
+        if info.file_size > MAX_MEMBER_BYTES:
+            raise InputError(
+                f"archive member {name!r} declares {_human(info.file_size)} uncompressed, above the "
+                f"limit of {_human(MAX_MEMBER_BYTES)} (zip bomb?)"
+            )
+        if (
+            info.compress_type != zipfile.ZIP_STORED
+            and info.file_size > (1 << 20)
+            and info.file_size > MAX_COMPRESSION_RATIO * max(info.compress_size, 1)
+        ):
+            raise InputError(
+                f"archive member {name!r} expands {info.file_size / max(info.compress_size, 1):.0f}x "
+                f"({_human(info.compress_size)} to {_human(info.file_size)}), above the limit of "
+                f"{MAX_COMPRESSION_RATIO}x (zip bomb?)"
+            )
+        if info.compress_size > file_size:
+            raise InputError(f"archive member {name!r} claims more bytes than the file has (truncated?)")
+        if name not in _KERAS_MEMBERS and not name.startswith("assets/"):
+            notes.append(f"unexpected archive member {name!r}")
+
+    if "config.json" not in members:
+        raise InputError("is a zip archive without config.json, not a Keras model saved with model.save()")
+    config = _load_json(_read_member(zf, members["config.json"], MAX_JSON_BYTES), "config.json")
+    _check_model_config(config, "config.json")
+    keras_version = None
+    if "metadata.json" in members:
+        meta = _load_json(_read_member(zf, members["metadata.json"], MAX_JSON_BYTES), "metadata.json")
+        if isinstance(meta, dict) and isinstance(meta.get("keras_version"), str):
+            keras_version = meta["keras_version"]
+
+    weights: dict[str, tuple[WeightRef, ...]] = {}
+    if "model.weights.h5" in members:
+        fileobj = _member_fileobj(zf, raw, members["model.weights.h5"], file_size)
+        h5 = _open_h5(fileobj, "model.weights.h5", stack, limit_bytes=members["model.weights.h5"].file_size)
+        _KerasWeightMapper(h5).map_model(h5, config, (), weights)
+
+    compile_cfg = config.get("compile_config")
+    return _build_spec(path, "keras", keras_version, config, weights, compile_cfg, tuple(notes))
+
+
+def _unsafe_member_name(name: str) -> bool:
+    if not name or "\x00" in name:
+        return True
+    norm = name.replace("\\", "/")
+    if norm.startswith("/") or re.match(r"^[A-Za-z]:", norm):
+        return True
+    return any(part == ".." for part in norm.split("/"))
+
+
+def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes:
+    if info.file_size > limit:
+        raise InputError(f"archive member {info.filename!r} is {_human(info.file_size)}, above the limit of {_human(limit)}")
+    try:
+        with zf.open(info) as fh:
+            # Read one byte past the limit: the declared size may lie.
+            data = fh.read(limit + 1)
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, RuntimeError) as exc:
+        raise InputError(f"archive member {info.filename!r} cannot be read (corrupt or truncated: {exc})") from None
+    if len(data) > limit:
+        raise InputError(f"archive member {info.filename!r} expands beyond {_human(limit)} (zip bomb?)")
+    return data
+
+
+class _Window(io.RawIOBase):
+    """A read-only view of bytes [start, start+length) of an open file.
+
+    A stored (uncompressed) member is read in place: nothing is extracted to disk
+    and the weights never sit in memory all at once.
+    """
+
+    def __init__(self, raw, start: int, length: int):
+        self._raw, self._start, self._len, self._pos = raw, start, length, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = {0: 0, 1: self._pos, 2: self._len}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def readinto(self, buf) -> int:
+        n = max(0, min(len(buf), self._len - self._pos))
+        if n == 0:
+            return 0
+        self._raw.seek(self._start + self._pos)
+        got = self._raw.readinto(memoryview(buf)[:n])
+        self._pos += got or 0
+        return got or 0
+
+
+def _member_fileobj(zf: zipfile.ZipFile, raw, info: zipfile.ZipInfo, file_size: int):
+    if info.compress_type == zipfile.ZIP_STORED:
+        raw.seek(info.header_offset)
+        header = raw.read(30)
+        if len(header) < 30 or header[:4] != _ZIP_MAGIC:
+            raise InputError(f"archive member {info.filename!r} has a corrupt local header")
+        name_len, extra_len = struct.unpack("<HH", header[26:30])
+        start = info.header_offset + 30 + name_len + extra_len
+        if start + info.compress_size > file_size:
+            raise InputError(f"archive member {info.filename!r} runs past the end of the file (truncated?)")
+        return _Window(raw, start, info.compress_size)
+    # Compressed members are decompressed as they are read; zipfile stops at the
+    # declared size, which was checked above.
+    return zf.open(info)
+
+
+# --------------------------------------------------------------------------- HDF5
+
+
+def _open_h5(fileobj_or_path, what: str, stack: contextlib.ExitStack, limit_bytes: int):
+    import h5py
+
+    try:
+        h5 = h5py.File(fileobj_or_path, "r")
+    except Exception as exc:  # h5py raises OSError, ValueError and friends
+        raise InputError(f"{what} is not a readable HDF5 file (truncated or corrupt: {_short(exc)})") from None
+    stack.callback(h5.close)
+    h5._kerascheck_limit = limit_bytes  # the real bytes behind it, for shape-bomb checks
+    return h5
+
+
+def _child(group, name: str):
+    """group[name], refusing soft and external links: a link could pull a local file in."""
+    import h5py
+
+    try:
+        link = group.get(name, getlink=True)
+    except Exception as exc:
+        raise InputError(f"HDF5 entry {group.name}/{name} cannot be read ({_short(exc)})") from None
+    if link is None:
+        return None
+    if not isinstance(link, h5py.HardLink):
+        kind = "an external link" if isinstance(link, h5py.ExternalLink) else "a soft link"
+        raise InputError(f"HDF5 entry {group.name}/{name} is {kind}, which kerascheck does not follow")
+    try:
+        return group[name]
+    except Exception as exc:
+        raise InputError(f"HDF5 entry {group.name}/{name} cannot be read ({_short(exc)})") from None
+
+
+def _keys(group) -> list[str]:
+    try:
+        return list(group.keys())
+    except Exception as exc:
+        raise InputError(f"HDF5 group {group.name} cannot be listed ({_short(exc)})") from None
+
+
+def _weight_ref(ds, name: str, display: str, limit_bytes: int) -> WeightRef:
+    import h5py
+
+    if not isinstance(ds, h5py.Dataset):
+        raise InputError(f"HDF5 entry {ds.name} should be a weight tensor but is a group")
+    try:
+        if ds.is_virtual:
+            raise InputError(f"weight {ds.name} is a virtual dataset, which kerascheck does not follow")
+        if ds.external:
+            raise InputError(f"weight {ds.name} keeps its data in an external file, which kerascheck does not read")
+        shape = tuple(int(d) for d in ds.shape) if ds.shape is not None else ()
+        dtype = ds.dtype
+        storage = ds.id.get_storage_size()
+        compressed = bool(ds.compression) or bool(getattr(ds, "_filters", None))
+    except InputError:
+        raise
+    except Exception as exc:
+        raise InputError(f"weight {ds.name} cannot be read ({_short(exc)})") from None
+    if dtype.kind not in _NUMERIC_KINDS:
+        raise InputError(f"weight {ds.name} has non-numeric type {dtype}")
+    nbytes = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize if shape else dtype.itemsize
+    allowed = storage * (MAX_TENSOR_EXPANSION if compressed else 1)
+    if nbytes > MAX_TENSOR_BYTES or nbytes > allowed or storage > limit_bytes:
+        raise InputError(
+            f"weight {ds.name} declares shape {shape} ({_human(nbytes)}) but the file stores "
+            f"{_human(storage)} for it (shape bomb or truncated file)"
+        )
+
+    def read(ds=ds, shape=shape) -> np.ndarray:
+        try:
+            return np.asarray(ds[()]).reshape(shape)
+        except Exception as exc:
+            raise InputError(f"weight {ds.name} cannot be read (truncated or corrupt: {_short(exc)})") from None
+
+    return WeightRef(name=name, path=display, shape=shape, dtype=str(dtype), _reader=read)
+
+
+def _read_h5(path: str, stack: contextlib.ExitStack) -> ModelSpec:
+    h5 = _open_h5(path, "file", stack, limit_bytes=os.path.getsize(path))
+    attrs = h5.attrs
+    if "model_config" not in attrs:
+        if "layer_names" in attrs or _child(h5, "layers") is not None or _child(h5, "vars") is not None:
+            raise InputError(
+                "holds weights only (saved with save_weights()); kerascheck needs the whole model: "
+                "save it with model.save('model.keras')"
+            )
+        raise InputError("is an HDF5 file without a model_config attribute, not a Keras model saved with model.save()")
+    config = _load_json(_read_attr_bytes(h5, "model_config"), "model_config")
+    _check_model_config(config, "model_config")
+    keras_version = _attr_str(h5, "keras_version")
+    compile_cfg = None
+    if "training_config" in attrs:
+        training = _load_json(_read_attr_bytes(h5, "training_config"), "training_config")
+        if isinstance(training, dict):
+            compile_cfg = {"optimizer": training.get("optimizer_config"), "loss": training.get("loss")}
+    weights: dict[str, tuple[WeightRef, ...]] = {}
+    mw = _child(h5, "model_weights")
+    group = mw if mw is not None else h5  # save_weights-style layouts keep layers at the root
+    _map_h5_weights(group, config, weights, h5._kerascheck_limit)
+    return _build_spec(path, "h5", keras_version, config, weights, compile_cfg, ())
+
+
+def _read_attr_bytes(h5, name: str) -> bytes:
+    try:
+        attr_id = h5.attrs.get_id(name)
+        if attr_id.get_storage_size() > MAX_JSON_BYTES:
+            raise InputError(f"attribute {name} is larger than {_human(MAX_JSON_BYTES)}")
+        value = h5.attrs[name]
+    except InputError:
+        raise
+    except Exception as exc:
+        raise InputError(f"attribute {name} cannot be read ({_short(exc)})") from None
+    if isinstance(value, np.ndarray) and value.shape == ():
+        value = value[()]
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogatepass")
+    if isinstance(value, (bytes, np.bytes_)):
+        return bytes(value)
+    raise InputError(f"attribute {name} is not text")
+
+
+def _attr_str(obj, name: str) -> str | None:
+    try:
+        value = obj.attrs.get(name)
+    except Exception:
+        return None
+    if isinstance(value, (bytes, np.bytes_)):
+        return bytes(value).decode("utf-8", "replace")
+    return value if isinstance(value, str) else None
+
+
+def _attr_names(group, name: str) -> list[str]:
+    try:
+        value = group.attrs.get(name)
+    except Exception as exc:
+        raise InputError(f"attribute {group.name}@{name} cannot be read ({_short(exc)})") from None
+    if value is None:
+        return []
+    values = value.tolist() if isinstance(value, np.ndarray) else [value]
+    if not isinstance(values, list):
+        values = [values]
+    out = []
+    for v in values:
+        if isinstance(v, bytes):
+            v = v.decode("utf-8", "replace")
+        if not isinstance(v, str):
+            raise InputError(f"attribute {group.name}@{name} holds {type(v).__name__}, not names")
+        out.append(v)
+    return out
+
+
+def _map_h5_weights(group, config: Mapping, out: dict, limit: int) -> None:
+    """Legacy layout: one group per top-level layer listing its `weight_names` in order.
+
+    Weights of a nested model sit in the nested model's group, named after the inner
+    layer that owns them ("inner_dense/kernel:0"); they are handed to that layer.
+    """
+    for entry in _model_layers(config):
+        name = _entry_name(entry)
+        lgroup = _child(group, name)
+        if lgroup is None:
+            continue
+        refs_by_owner: dict[str, list[WeightRef]] = {}
+        inner_names = _nested_names(entry) if _is_model_entry(entry) else {}
+        for wname in _attr_names(lgroup, "weight_names"):
+            node = lgroup
+            for part in wname.split("/"):
+                if part == "" or part == "..":
+                    raise InputError(f"weight name {wname!r} in group {lgroup.name} is malformed")
+                node = _child(node, part) if node is not None else None
+            if node is None:
+                raise InputError(f"weight {wname!r} listed for layer {name!r} is missing from the file (truncated?)")
+            short = wname.split("/")[-1].split(":")[0]
+            owner = inner_names.get(wname.split("/")[0], name)
+            refs_by_owner.setdefault(owner, []).append(_weight_ref(node, short, wname, limit))
+        for owner, refs in refs_by_owner.items():
+            out[owner] = tuple(refs)
+
+
+def _nested_names(entry: Mapping, scope: tuple[str, ...] = ()) -> dict[str, str]:
+    """Plain layer name -> qualname for every layer inside a nested model entry."""
+    names: dict[str, str] = {}
+    inner_scope = scope + (_entry_name(entry),)
+    for sub in _model_layers(entry):
+        names.setdefault(_entry_name(sub), "/".join(inner_scope + (_entry_name(sub),)))
+        if _is_model_entry(sub):
+            for key, qual in _nested_names(sub, inner_scope).items():
+                names.setdefault(key, qual)
+    return names
+
+
+class _KerasWeightMapper:
+    """Maps the `.keras` weights tree onto the layers of the config.
+
+    Keras saves each layer under a path built from its *class* name
+    (`layers/dense_1/vars/0`), recursing into attributes for sub-layers
+    (`layers/bidirectional/forward_layer/cell/vars/0`). Since Keras 3.4 each
+    `vars` group also records the owning layer's name; older archives do not, so
+    the mapper replays Keras's own naming (snake_case class name plus a counter,
+    in `model.layers` order) and uses the recorded names when they are there.
+    """
+
+    def __init__(self, h5):
+        self.h5 = h5
+        self.limit = h5._kerascheck_limit
+
+    def map_model(self, group, entry: Mapping, scope: tuple[str, ...], out: dict) -> None:
+        layers_group = _child(group, "layers") if group is not None else None
+        by_name = self._groups_by_recorded_name(layers_group)
+        used: dict[str, int] = {}
+        is_sequential = entry.get("class_name") == "Sequential"
+        for sub in _model_layers(entry):
+            cls = sub["class_name"]
+            if is_sequential and cls == "InputLayer":
+                continue  # Sequential.layers leaves out its InputLayer, so Keras never saved one
+            gname = _unique_name(_snake_case(cls), used)
+            name = _entry_name(sub)
+            lgroup = by_name.get(name) if by_name else None
+            if lgroup is None and layers_group is not None:
+                lgroup = _child(layers_group, gname)
+            qual = "/".join(scope + (name,))
+            if _is_model_entry(sub):
+                if lgroup is not None:
+                    self.map_model(lgroup, sub, scope + (name,), out)
+                continue
+            if lgroup is not None:
+                out[qual] = tuple(self._collect(lgroup, cls, sub.get("config") or {}, gname))
+
+    def _groups_by_recorded_name(self, layers_group) -> dict:
+        if layers_group is None:
+            return {}
+        found = {}
+        for key in _keys(layers_group):
+            g = _child(layers_group, key)
+            vars_group = _child(g, "vars") if hasattr(g, "keys") else None
+            recorded = _attr_str(vars_group, "name") if vars_group is not None else None
+            if recorded is None:
+                return {}  # an older archive: fall back to replaying Keras's naming
+            found[recorded] = g
+        return found
+
+    def _collect(self, group, cls: str, config: Mapping, display: str) -> Iterator[WeightRef]:
+        import h5py
+
+        if not isinstance(group, h5py.Group):
+            raise InputError(f"HDF5 entry {group.name} should be a group of weights")
+        vars_group = _child(group, "vars")
+        if vars_group is not None:
+            keys = sorted(_keys(vars_group), key=lambda k: (not k.isdigit(), int(k) if k.isdigit() else 0, k))
+            names = _weight_names(cls, config, len(keys))
+            for key, wname in zip(keys, names):
+                ds = _child(vars_group, key)
+                yield _weight_ref(ds, wname, f"{display}/{wname}", self.limit)
+        for attr in _child_order(cls, [k for k in _keys(group) if k != "vars"]):
+            child_cls, child_cfg = _child_class(cls, config, attr)
+            yield from self._collect(_child(group, attr), child_cls, child_cfg, f"{display}/{attr}")
+
+
+# ------------------------------------------------------------- config helpers
+
+
+def _check_model_config(config: Any, what: str) -> None:
+    if not isinstance(config, dict) or not isinstance(config.get("class_name"), str) or not isinstance(
+        config.get("config"), dict
+    ):
+        raise InputError(f"{what} is not a Keras model config (no class_name/config at the top)")
+    _validate_layers(config, what, depth=0)
+
+
+def _validate_layers(entry: Mapping, what: str, depth: int) -> None:
+    layers = entry["config"].get("layers")
+    if layers is None:
+        return
+    if not isinstance(layers, list):
+        raise InputError(f"{what}: 'layers' of {entry.get('class_name')} is not a list")
+    for i, sub in enumerate(layers):
+        if (
+            not isinstance(sub, dict)
+            or not isinstance(sub.get("class_name"), str)
+            or not isinstance(sub.get("config"), dict)
+            or not isinstance(_entry_name(sub, strict=False), str)
+        ):
+            raise InputError(f"{what}: layer #{i} of {entry.get('class_name')} has no class_name, config or name")
+        if _is_model_entry(sub):
+            _validate_layers(sub, what, depth + 1)
+
+
+def _entry_name(entry: Mapping, strict: bool = True):
+    name = entry.get("name")
+    if not isinstance(name, str):
+        name = (entry.get("config") or {}).get("name")
+    if strict and not isinstance(name, str):
+        raise InputError("a layer in the config has no name")
+    return name
+
+
+def _is_model_entry(entry: Mapping) -> bool:
+    return isinstance((entry.get("config") or {}).get("layers"), list)
+
+
+def _model_layers(entry: Mapping) -> list:
+    return (entry.get("config") or {}).get("layers") or []
+
+
+def _snake_case(name: str) -> str:
+    # Keras's keras.src.utils.naming.to_snake_case, which names the weight groups.
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def _unique_name(name: str, used: dict[str, int]) -> str:
+    if name in used:
+        used[name] += 1
+        return f"{name}_{used[name]}"
+    used[name] = 0
+    return name
+
+
+def _natural_key(name: str):
+    # Keras walks attributes in sorted order with private ones last, and names
+    # container items with counters ("cell", "cell_1", ..., "cell_10").
+    return (name.startswith("_"), [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)])
+
+
+def _child_order(cls: str, attrs: list[str]) -> list[str]:
+    attrs = sorted(attrs, key=_natural_key)
+    if cls == "Bidirectional":
+        # get_weights() lists the forward layer first; the file sorts it second.
+        order = {"forward_layer": 0, "backward_layer": 1}
+        attrs.sort(key=lambda a: order.get(a, 2))
+    return attrs
+
+
+_IMPLICIT_CELLS = {
+    "LSTM": "LSTMCell",
+    "GRU": "GRUCell",
+    "SimpleRNN": "SimpleRNNCell",
+    "ConvLSTM1D": "ConvLSTMCell",
+    "ConvLSTM2D": "ConvLSTMCell",
+    "ConvLSTM3D": "ConvLSTMCell",
+}
+
+
+def _child_class(cls: str, config: Mapping, attr: str) -> tuple[str, Mapping]:
+    def entry(value):
+        if isinstance(value, dict) and isinstance(value.get("class_name"), str):
+            return value["class_name"], value.get("config") or {}
+        return "", {}
+
+    if attr == "cell":
+        if cls in _IMPLICIT_CELLS:
+            return _IMPLICIT_CELLS[cls], config
+        return entry(config.get("cell"))
+    if attr in ("layer", "forward_layer"):
+        return entry(config.get("layer"))
+    if attr == "backward_layer":
+        return entry(config.get("backward_layer") or config.get("layer"))
+    return "", {}
+
+
+def _weight_names(cls: str, config: Mapping, n: int) -> list[str]:
+    """Names of a layer's own variables, in the order Keras saves them."""
+    bias = ["bias"] if config.get("use_bias", True) else []
+    scale = ["gamma"] if config.get("scale", True) else []
+    center = ["beta"] if config.get("center", True) else []
+    names: list[str] | None = None
+    if cls in ("Dense", "EinsumDense") or (cls.startswith("Conv") and "LSTM" not in cls):
+        names = ["kernel"] + bias
+    elif cls.startswith("DepthwiseConv"):
+        names = ["depthwise_kernel"] + bias
+    elif cls.startswith("SeparableConv"):
+        names = ["depthwise_kernel", "pointwise_kernel"] + bias
+    elif cls == "BatchNormalization":
+        names = scale + center + ["moving_mean", "moving_variance"]
+    elif cls in ("LayerNormalization", "GroupNormalization"):
+        names = scale + center
+    elif cls == "Embedding":
+        names = ["embeddings"]
+    elif cls in ("LSTMCell", "GRUCell", "SimpleRNNCell", "ConvLSTMCell"):
+        names = ["kernel", "recurrent_kernel"] + bias
+    elif cls == "PReLU":
+        names = ["alpha"]
+    elif cls == "Normalization":
+        names = ["mean", "variance", "count"]
+    if names is None or len(names) != n:
+        return [f"var{i}" for i in range(n)]
+    return names
+
+
+def _load_json(data: bytes, what: str) -> Any:
+    if len(data) > MAX_JSON_BYTES:
+        raise InputError(f"{what} is larger than {_human(MAX_JSON_BYTES)}")
+    if not data.strip():
+        raise InputError(f"{what} is empty")
+
+    def no_duplicates(pairs):
+        obj = {}
+        for key, value in pairs:
+            if key in obj:
+                raise ValueError(f"duplicate key {key!r}")
+            obj[key] = value
+        return obj
+
+    try:
+        text = data.decode("utf-8")
+        value = json.loads(text, object_pairs_hook=no_duplicates)
+    except UnicodeDecodeError:
+        raise InputError(f"{what} is not UTF-8 text") from None
+    except RecursionError:
+        raise InputError(f"{what} nests deeper than {MAX_JSON_DEPTH} levels") from None
+    except ValueError as exc:
+        raise InputError(f"{what} is not valid JSON ({_short(exc)})") from None
+    if _depth(value) > MAX_JSON_DEPTH:
+        raise InputError(f"{what} nests deeper than {MAX_JSON_DEPTH} levels")
+    return value
+
+
+def _depth(value: Any) -> int:
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, d = stack.pop()
+        deepest = max(deepest, d)
+        if d > MAX_JSON_DEPTH:
+            return d
+        if isinstance(node, dict):
+            stack.extend((v, d + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, d + 1) for v in node)
+    return deepest
+
+
+# ---------------------------------------------------------------- spec assembly
+
+
+def _build_spec(path, fmt, keras_version, config, weights, compile_cfg, notes) -> ModelSpec:
+    layers: list[LayerSpec] = []
+    _flatten(config, (), weights, layers)
+    inputs = _inputs(config, layers)
+    outputs = tuple(_resolve_outputs(config, ()))
+    compile_spec = _compile_spec(compile_cfg, config, outputs)
+    return ModelSpec(
+        path=path,
+        format=fmt,
+        keras_version=keras_version,
+        class_name=config["class_name"],
+        name=str(config["config"].get("name") or ""),
+        config=config,
+        layers=tuple(layers),
+        inputs=inputs,
+        outputs=outputs,
+        compile=compile_spec,
+        notes=notes,
+    )
+
+
+def _flatten(entry: Mapping, scope: tuple[str, ...], weights: dict, out: list) -> None:
+    sequential = entry.get("class_name") == "Sequential" or not any(
+        "inbound_nodes" in sub for sub in _model_layers(entry)
+    )
+    prev = None
+    for sub in _model_layers(entry):
+        name = _entry_name(sub)
+        if sequential:
+            inbound = (prev,) if prev else ()
+            prev = name
+        else:
+            inbound = tuple(dict.fromkeys(_history_names(sub.get("inbound_nodes"))))
+        qual = "/".join(scope + (name,))
+        out.append(
+            LayerSpec(
+                name=name,
+                class_name=sub["class_name"],
+                module=sub.get("module") if isinstance(sub.get("module"), str) else None,
+                registered_name=sub.get("registered_name") if isinstance(sub.get("registered_name"), str) else None,
+                config=sub["config"],
+                inbound=inbound,
+                scope=scope,
+                weights=weights.get(qual, ()),
+            )
+        )
+        if _is_model_entry(sub):
+            _flatten(sub, scope + (name,), weights, out)
+
+
+def _history_names(node: Any) -> Iterator[str]:
+    """Producer layer names in inbound_nodes, in the Keras 3 and the Keras 2 format."""
+    if isinstance(node, dict):
+        if node.get("class_name") == "__keras_tensor__":
+            history = (node.get("config") or {}).get("keras_history")
+            if isinstance(history, list) and history and isinstance(history[0], str):
+                yield history[0]
+            return
+        for value in node.values():
+            yield from _history_names(value)
+    elif isinstance(node, list):
+        if len(node) >= 3 and isinstance(node[0], str) and isinstance(node[1], int):
+            yield node[0]  # Keras 2: [layer_name, node_index, tensor_index, kwargs]
+            return
+        for value in node:
+            yield from _history_names(value)
+
+
+def _layer_refs(node: Any) -> Iterator[str]:
+    """Layer names in input_layers/output_layers ([name, node, tensor], nested in lists or dicts)."""
+    if isinstance(node, list):
+        if len(node) == 3 and isinstance(node[0], str) and isinstance(node[1], int):
+            yield node[0]
+            return
+        for value in node:
+            yield from _layer_refs(value)
+    elif isinstance(node, dict):
+        for value in node.values():
+            yield from _layer_refs(value)
+
+
+def _resolve_outputs(entry: Mapping, scope: tuple[str, ...]) -> Iterator[str]:
+    subs = {_entry_name(s): s for s in _model_layers(entry)}
+    if not subs:
+        return
+    names = list(_layer_refs(entry["config"].get("output_layers")))
+    if not names:
+        names = [_entry_name(_model_layers(entry)[-1])]
+    for name in names:
+        sub = subs.get(name)
+        if sub is None:
+            continue
+        if _is_model_entry(sub):
+            yield from _resolve_outputs(sub, scope + (name,))
+        else:
+            yield "/".join(scope + (name,))
+
+
+def _inputs(config: Mapping, layers: list[LayerSpec]) -> tuple[InputSpec, ...]:
+    found = []
+    for layer in layers:
+        if layer.scope == () and layer.class_name == "InputLayer":
+            shape = layer.config.get("batch_shape") or layer.config.get("batch_input_shape")
+            found.append(InputSpec(layer.name, _shape(shape), _dtype_name(layer.config.get("dtype"))))
+    if found:
+        return tuple(found)
+    # A Sequential model without an InputLayer entry records its shape elsewhere.
+    cfg = config["config"]
+    shape = cfg.get("build_input_shape")
+    first = next((l for l in layers if l.scope == ()), None)
+    if shape is None and first is not None:
+        shape = first.config.get("batch_input_shape") or (first.config.get("build_config") or {}).get("input_shape")
+    if shape is None:
+        return ()
+    dtype = _dtype_name(first.config.get("dtype")) if first is not None else "float32"
+    return (InputSpec("input", _shape(shape), dtype),)
+
+
+def _shape(shape: Any) -> tuple[int | None, ...]:
+    if not isinstance(shape, list):
+        return ()
+    return tuple(d if isinstance(d, int) and not isinstance(d, bool) else None for d in shape)
+
+
+def _dtype_name(dtype: Any) -> str:
+    if isinstance(dtype, str):
+        return dtype
+    if isinstance(dtype, dict):
+        inner = dtype.get("config") or {}
+        if isinstance(inner.get("name"), str):
+            return inner["name"]
+    return "float32"
+
+
+# ------------------------------------------------------------------- compile
+
+
+_LOSS_ALIASES = {
+    "mse": "mean_squared_error",
+    "mae": "mean_absolute_error",
+    "mape": "mean_absolute_percentage_error",
+    "msle": "mean_squared_logarithmic_error",
+    "kld": "kl_divergence",
+    "kullback_leibler_divergence": "kl_divergence",
+    "k_l_divergence": "kl_divergence",
+    "logcosh": "log_cosh",
+}
+
+
+def _canonical_loss(name: str) -> str:
+    if ">" in name:
+        name = name.split(">", 1)[1]
+    snake = _snake_case(name) if any(c.isupper() for c in name) else name
+    return _LOSS_ALIASES.get(snake, snake)
+
+
+def _loss_spec(value: Any) -> LossSpec | None:
+    if isinstance(value, str):
+        return LossSpec(_canonical_loss(value), False, {})
+    if isinstance(value, dict) and isinstance(value.get("class_name"), str):
+        cfg = value.get("config")
+        if value["class_name"] == "function" and isinstance(cfg, str):
+            return LossSpec(_canonical_loss(cfg), False, {})
+        cfg = cfg if isinstance(cfg, dict) else {}
+        return LossSpec(_canonical_loss(value["class_name"]), bool(cfg.get("from_logits", False)), cfg)
+    return None
+
+
+def _compile_spec(compile_cfg: Any, config: Mapping, outputs: tuple[str, ...]) -> CompileSpec | None:
+    if not isinstance(compile_cfg, dict):
+        return None
+    optimizer = _optimizer_spec(compile_cfg.get("optimizer"))
+    loss = compile_cfg.get("loss")
+    n = max(len(outputs), 1)
+    if isinstance(loss, list):
+        losses = tuple(_loss_spec(v) for v in loss[:n]) + (None,) * max(0, n - len(loss))
+    elif isinstance(loss, dict) and not isinstance(loss.get("class_name"), str):
+        plain = [q.split("/")[0] for q in outputs]  # loss dicts are keyed by top-level output name
+        losses = tuple(_loss_spec(loss.get(name)) for name in plain) or (None,)
+    else:
+        losses = (_loss_spec(loss),) * n
+    if optimizer is None and all(l is None for l in losses):
+        return None
+    return CompileSpec(optimizer=optimizer, losses=losses)
+
+
+def _optimizer_spec(value: Any) -> OptimizerSpec | None:
+    if isinstance(value, str):
+        return OptimizerSpec(value, {}, None, None, None, None, None)
+    if not isinstance(value, dict) or not isinstance(value.get("class_name"), str):
+        return None
+    cls = value["class_name"].split(">")[-1]
+    cfg = value.get("config") if isinstance(value.get("config"), dict) else {}
+    lr = cfg.get("learning_rate", cfg.get("lr"))
+    schedule = None
+    if isinstance(lr, dict):
+        schedule = {"class_name": str(lr.get("class_name", "?")), "config": lr.get("config") or {}}
+        lr = None
+    elif not isinstance(lr, (int, float)) or isinstance(lr, bool):
+        lr = None
+
+    def num(key):
+        v = cfg.get(key)
+        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+    return OptimizerSpec(
+        class_name=cls,
+        config=cfg,
+        learning_rate=float(lr) if lr is not None else None,
+        schedule=schedule,
+        clipnorm=num("clipnorm"),
+        global_clipnorm=num("global_clipnorm"),
+        clipvalue=num("clipvalue"),
+    )
+
+
+# ------------------------------------------------------------------------ misc
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if abs(n) < 1024 or unit == "PiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+def _short(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 160 else text[:157] + "..."

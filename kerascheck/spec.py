@@ -1,0 +1,132 @@
+"""The facts of the `spec` tier: what a saved model says about itself.
+
+Everything here comes from the archive alone, without TensorFlow or Keras, and
+is immutable once read. Weights stay on disk until a rule asks for one tensor.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Mapping
+
+import numpy as np
+
+# Classes whose config holds a whole model of layers.
+MODEL_CLASSES = frozenset({"Functional", "Sequential", "Model"})
+
+
+@dataclass(frozen=True)
+class WeightRef:
+    """One weight tensor, read only when asked for."""
+
+    name: str  # role such as "kernel", "bias", "gamma"; "var3" when unknown
+    path: str  # where it lives in the file, for messages
+    shape: tuple[int, ...]
+    dtype: str
+    _reader: Callable[[], np.ndarray] = field(repr=False, compare=False)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64)) if self.shape else 1
+
+    def read(self) -> np.ndarray:
+        return self._reader()
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    name: str
+    class_name: str
+    module: str | None
+    registered_name: str | None
+    config: Mapping[str, Any]
+    inbound: tuple[str, ...]  # names of producer layers in the same scope
+    scope: tuple[str, ...]  # names of the enclosing nested models, outermost first
+    weights: tuple[WeightRef, ...] = ()
+
+    @property
+    def qualname(self) -> str:
+        """Unambiguous display name: Keras forbids '/' in layer names."""
+        return "/".join(self.scope + (self.name,))
+
+    @property
+    def is_model(self) -> bool:
+        return isinstance(self.config.get("layers"), list)
+
+    @property
+    def param_count(self) -> int:
+        return sum(w.size for w in self.weights)
+
+    def weight(self, name: str) -> WeightRef | None:
+        for w in self.weights:
+            if w.name == name:
+                return w
+        return None
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    name: str
+    shape: tuple[int | None, ...]  # with the batch dimension first
+    dtype: str
+
+
+@dataclass(frozen=True)
+class OptimizerSpec:
+    class_name: str
+    config: Mapping[str, Any]
+    learning_rate: float | None  # None when a schedule or unknown
+    schedule: Mapping[str, Any] | None  # {"class_name", "config"} of a schedule
+    clipnorm: float | None
+    global_clipnorm: float | None
+    clipvalue: float | None
+
+    @property
+    def clipped(self) -> bool:
+        return any(v is not None for v in (self.clipnorm, self.global_clipnorm, self.clipvalue))
+
+
+@dataclass(frozen=True)
+class LossSpec:
+    name: str  # canonical snake_case, e.g. "categorical_crossentropy"
+    from_logits: bool
+    config: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class CompileSpec:
+    optimizer: OptimizerSpec | None
+    # One entry per model output, in output order; None where the output has no loss
+    # or the loss is a custom object kerascheck does not know.
+    losses: tuple[LossSpec | None, ...]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    path: str
+    format: str  # "keras" or "h5"
+    keras_version: str | None
+    class_name: str
+    name: str
+    config: Mapping[str, Any]  # the model's full config, as read
+    layers: tuple[LayerSpec, ...]  # every layer, nested ones included, in config order
+    inputs: tuple[InputSpec, ...]
+    outputs: tuple[str, ...]  # qualnames of the layers producing the model outputs
+    compile: CompileSpec | None
+    notes: tuple[str, ...] = ()  # things the reader noticed (e.g. unexpected archive members)
+
+    @property
+    def param_count(self) -> int:
+        return sum(layer.param_count for layer in self.layers)
+
+    def layer(self, qualname: str) -> LayerSpec | None:
+        return self._by_qualname().get(qualname)
+
+    def _by_qualname(self) -> dict[str, LayerSpec]:
+        cache = self.__dict__.get("_qualname_cache")
+        if cache is None:
+            cache = {layer.qualname: layer for layer in self.layers}
+            object.__setattr__(self, "_qualname_cache", cache)
+        return cache
+
+    def scope_layers(self, scope: tuple[str, ...]) -> Iterator[LayerSpec]:
+        return (layer for layer in self.layers if layer.scope == scope)

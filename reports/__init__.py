@@ -1,0 +1,15 @@
+"""Renderers: each turns one engine Report into text for people or machines. They never import rules."""
+
+FORMATS = ("text", "json")
+
+
+def render(report, fmt: str, **options) -> str:
+    if fmt == "json":
+        from kerascheck.reports.json_report import render_json
+
+        return render_json(report)
+    if fmt == "text":
+        from kerascheck.reports.text import render_text
+
+        return render_text(report, **options)
+    raise ValueError(f"unknown format {fmt!r}")

@@ -1,0 +1,31 @@
+"""JSON exactly as DESIGN.md gives it; numbers that JSON cannot hold become strings."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+
+from kerascheck import __version__
+
+
+def _clean(value):
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _clean(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    return value
+
+
+def to_json_dict(report) -> dict:
+    return {"tool": "kerascheck", "version": __version__, "models": [_clean(m.to_dict()) for m in report.models]}
+
+
+def render_json(report) -> str:
+    return json.dumps(to_json_dict(report), indent=2, allow_nan=False) + "\n"

@@ -1,0 +1,56 @@
+"""Text for a person at a terminal: grouped by file, worst first, one summary line."""
+from __future__ import annotations
+
+import textwrap
+
+import click
+
+COLOURS = {"error": "red", "warning": "yellow", "info": "blue"}
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def render_text(report, color: bool = False, width: int = 100) -> str:
+    def style(text, **kw):
+        return click.style(text, **kw) if color else text
+
+    lines: list[str] = []
+    wrap = lambda text, indent: textwrap.fill(text, width=width, initial_indent=indent,
+                                              subsequent_indent=indent, break_on_hyphens=False,
+                                              break_long_words=False)
+    for model in report.models:
+        head = style(model.path, bold=True)
+        meta = []
+        if model.format:
+            meta.append(model.format)
+        if model.keras_version:
+            meta.append(f"Keras {model.keras_version}")
+        if model.param_count is not None:
+            meta.append(f"{model.param_count:,} parameters")
+        lines.append(f"{head}" + (f" ({', '.join(meta)})" if meta else ""))
+        for err in model.errors:
+            lines.append(wrap(f"{style('cannot check', fg='red', bold=True)}: {err['message']}", "  "))
+        for f in model.findings:
+            sev = style(f"{f.severity:<7}", fg=COLOURS[f.severity], bold=True)
+            where = f"  layer {style(f.layer, bold=True)}" if f.layer else ""
+            lines.append(f"  {sev} {f.code} {style(f.rule, bold=True)}{where}")
+            lines.append(wrap(f.message, "      "))
+            lines.append(wrap(f"fix: {f.fix}", "      "))
+        for s in model.skipped:
+            lines.append(wrap(style(f"skipped {s['rule']}: {s['reason']}", dim=True), "  "))
+        if not model.errors and not model.findings:
+            lines.append("  " + style("no problems found", fg="green"))
+        lines.append("")
+    counts = {sev: sum(1 for f in report.findings if f.severity == sev) for sev in COLOURS}
+    total = sum(counts.values())
+    failed = sum(1 for m in report.models if m.errors)
+    parts = ", ".join(_plural(n, sev) for sev, n in counts.items() if n)
+    files = _plural(len(report.models), "file")
+    summary = (f"Found {_plural(total, 'problem')} ({parts}) in {files}" if total
+               else f"No problems found in {files}")
+    if failed:
+        summary += f"; {_plural(failed, 'file')} could not be checked"
+    lines.append(style(summary + ".", bold=True))
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,53 @@
+"""The optimizer trains at one constant learning rate.
+
+## What it does
+Reports a saved optimizer whose learning rate is a plain number rather than a
+`keras.optimizers.schedules` schedule.
+
+## Why is this bad?
+A rate large enough to make fast progress early is too large to settle into a
+minimum late: the loss plateaus and bumps around. Decaying the rate towards the
+end of training usually buys a last, cheap improvement. A
+`ReduceLROnPlateau` or `LearningRateScheduler` callback also decays the rate but
+is not saved with the model; if you use one, ignore this rule for the model.
+
+## How to fix
+Pass a schedule as the learning rate. A step decay in the spirit of "after k
+epochs, divide by 1.5 every n epochs (k > n)":
+
+## Example
+```python
+optimizer = keras.optimizers.Adam(learning_rate=1e-3)
+```
+Use instead:
+```python
+steps = steps_per_epoch
+schedule = keras.optimizers.schedules.PiecewiseConstantDecay(
+    boundaries=[10 * steps, 13 * steps, 16 * steps],
+    values=[1e-3, 1e-3 / 1.5, 1e-3 / 1.5**2, 1e-3 / 1.5**3])
+optimizer = keras.optimizers.Adam(learning_rate=schedule)
+```
+"""
+from kerascheck.rule import Rule, Skip
+
+RULE = Rule(name="no-lr-schedule", code="KC203", severity="info", tier="spec")
+
+
+def check(facts):
+    spec = facts.spec
+    opt = spec.compile.optimizer if spec.compile is not None else None
+    if opt is None:
+        raise Skip("the file has no saved optimizer")
+    if opt.schedule is not None or opt.learning_rate is None:
+        return
+    lr = opt.learning_rate
+    yield RULE.finding(
+        layer=None,
+        message=f"{opt.class_name} trains at a constant learning rate of {lr:.3g}; nothing decays it "
+                "towards the end of training (callbacks such as ReduceLROnPlateau are not saved, "
+                "so kerascheck cannot see them).",
+        fix="Decay the rate with a schedule, e.g. divide it by 1.5 every n epochs after k epochs (k > n): "
+            "keras.optimizers.schedules.PiecewiseConstantDecay(boundaries=[10*steps, 13*steps, 16*steps], "
+            f"values=[{lr:.3g}, {lr / 1.5:.3g}, {lr / 1.5 ** 2:.3g}, {lr / 1.5 ** 3:.3g}])",
+        evidence={"learning_rate": lr, "optimizer": opt.class_name},
+    )

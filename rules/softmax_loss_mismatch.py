@@ -1,0 +1,137 @@
+"""The output activation and the loss disagree about what the output means.
+
+## What it does
+Follows each model output back to the activation that produces it (through
+`Activation`/`Softmax` layers, shape-only layers such as `Dropout` or `Reshape`,
+and nested models) and compares it with the compiled loss:
+
+* a softmax or sigmoid output with a loss built with `from_logits=True`;
+* an unbounded output (linear, ReLU, tanh, ...) with a crossentropy that expects
+  probabilities (`from_logits=False`);
+* a sigmoid output over several units with categorical crossentropy, or a
+  softmax output over several units with binary crossentropy;
+* a softmax over a single unit, or a categorical loss over a single unit.
+
+## Why is this bad?
+Each of these trains something other than what you meant. A softmax over one
+unit outputs 1.0 for every input, yet crossentropy still shows a falling loss
+because Keras computes it from the logits behind the activation. A linear output
+fed to a probability loss is clipped to [1e-7, 1 - 1e-7], which kills most
+gradients. Softmax plus `from_logits=True` happens to train on the TensorFlow
+backend (Keras reuses the cached logits and only warns), but applies softmax
+twice on other backends and in custom training loops.
+
+## How to fix
+Let the last layer output logits and tell the loss so, or keep the activation
+and drop `from_logits`; use sigmoid with binary crossentropy for independent
+labels and softmax with categorical crossentropy for one-of-N classes.
+
+## Example
+```python
+outputs = keras.layers.Dense(10, activation="softmax")(x)
+model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+```
+Use instead:
+```python
+outputs = keras.layers.Dense(10)(x)  # logits
+model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+```
+"""
+from kerascheck.rule import Rule, Skip
+from kerascheck.topology import graph_of
+
+RULE = Rule(name="softmax-loss-mismatch", code="KC202", severity="error", tier="spec")
+
+CATEGORICAL = {"categorical_crossentropy", "sparse_categorical_crossentropy", "categorical_focal_crossentropy"}
+BINARY = {"binary_crossentropy", "binary_focal_crossentropy"}
+PROBABILISTIC = CATEGORICAL | BINARY | {"kl_divergence"}
+SQUASHING = {"softmax", "sigmoid"}
+UNBOUNDED = {"linear", "relu", "tanh", "elu", "selu", "gelu", "swish", "silu", "leaky_relu", "relu6",
+             "softplus", "softsign", "mish", "exponential", "hard_tanh", "prelu"}
+
+
+def check(facts):
+    findings = list(_check(facts))
+    if not findings and facts.spec.outputs and (
+            facts.spec.compile is None or all(loss is None for loss in facts.spec.compile.losses)):
+        raise Skip("the file has no saved loss, so only the output activation could be checked")
+    return findings
+
+
+def _check(facts):
+    spec = facts.spec
+    graph = graph_of(spec)
+    losses = spec.compile.losses if spec.compile is not None else ()
+    for i, out in enumerate(spec.outputs):
+        act, units, where = graph.output_activation(out)
+        loss = losses[i] if i < len(losses) else None
+        base = {"output": out, "activation": act, "activation_layer": where, "units": units,
+                "loss": loss.name if loss else None, "from_logits": loss.from_logits if loss else None}
+        if act == "softmax" and units == 1:
+            yield RULE.finding(
+                layer=where,
+                message=f"Layer '{where}' applies softmax over a single unit, so it outputs 1.0 for "
+                        "every input; the loss may still fall because it is computed from the logits.",
+                fix="For a yes/no output use one unit with a sigmoid and binary crossentropy: "
+                    "keras.layers.Dense(1, activation='sigmoid') with loss='binary_crossentropy'.",
+                evidence=base,
+            )
+            continue
+        if loss is None:
+            continue
+        name = loss.name
+        if act in SQUASHING and loss.from_logits:
+            yield RULE.finding(
+                layer=where,
+                message=f"Output '{out}' already applies {act} in '{where}', but the loss {name} is "
+                        "built with from_logits=True, so it treats probabilities as logits (the "
+                        "TensorFlow backend hides this by reusing cached logits; other backends and "
+                        "custom loops apply the activation twice).",
+                fix=f"Remove the {act} from '{where}' and keep from_logits=True (the output is then "
+                    f"logits: apply keras.ops.{act} at inference), or keep the {act} and build the "
+                    f"loss with from_logits=False.",
+                evidence=base,
+            )
+        elif name in PROBABILISTIC and not loss.from_logits and act in UNBOUNDED:
+            yield RULE.finding(
+                layer=where,
+                message=f"Output '{out}' is {act} (not a probability) but the loss {name} expects "
+                        "probabilities (from_logits=False): Keras clips the output to [1e-7, 1-1e-7] "
+                        "and most gradients vanish.",
+                fix=f"Build the loss with from_logits=True, e.g. keras.losses.{_class(name)}(from_logits=True), "
+                    f"or end the model with the activation the loss expects "
+                    f"({'sigmoid' if name in BINARY else 'softmax'}).",
+                evidence=base,
+            )
+        elif name in CATEGORICAL and units == 1:
+            yield RULE.finding(
+                layer=where,
+                message=f"Output '{out}' has a single unit but the loss {name} needs one unit per class.",
+                fix="Use one unit per class with softmax, or for two classes a single sigmoid unit "
+                    "with loss='binary_crossentropy'.",
+                evidence=base,
+            )
+        elif act == "sigmoid" and name in CATEGORICAL and (units or 0) > 1:
+            yield RULE.finding(
+                layer=where,
+                severity="warning",
+                message=f"Output '{out}' applies sigmoid over {units} units, whose values do not sum to "
+                        f"1, but the loss {name} treats them as one distribution over classes.",
+                fix="For one-of-N classes use activation='softmax'; for independent labels keep "
+                    "sigmoid and use loss='binary_crossentropy'.",
+                evidence=base,
+            )
+        elif act == "softmax" and name in BINARY and (units or 0) > 1:
+            yield RULE.finding(
+                layer=where,
+                severity="warning",
+                message=f"Output '{out}' applies softmax over {units} units, which makes the labels "
+                        f"compete, but the loss {name} scores each unit as an independent yes/no.",
+                fix="For independent labels use activation='sigmoid'; for one-of-N classes keep "
+                    "softmax and use loss='categorical_crossentropy'.",
+                evidence=base,
+            )
+
+
+def _class(loss_name: str) -> str:
+    return "".join(part.capitalize() for part in loss_name.split("_"))

@@ -1,0 +1,188 @@
+"""Weights that no healthy network has: NaN/Inf, unbroken symmetry, scales far from any initialisation.
+
+## What it does
+Reads every weight tensor once and flags:
+
+* NaN or Inf values anywhere (error);
+* kernels that are all zero or one constant, and units whose incoming weights are
+  identical to another unit's (error: the symmetry between them never breaks);
+* kernels whose standard deviation is more than 10x above or below what
+  Glorot and He initialisation give for that fan-in and fan-out (warning, with
+  the ratio);
+* BatchNormalization with a negative moving variance (error) or one near zero,
+  and normalisation layers whose gamma is near zero in most channels (warning);
+* biases above 100 in magnitude (warning).
+
+## Why is this bad?
+Identical units receive identical gradients and stay identical forever, so a
+layer of 512 copies learns what one unit would. Weights 10x too large saturate
+tanh/sigmoid units and make activations explode layer by layer; 10x too small
+make signals and gradients vanish. Initialisation and learning rate are tuned
+together, and mature networks have weight histograms that look alike; one that
+looks nothing like them is a sign the net will not train, or did not.
+
+## How to fix
+Use Keras's default initialisers (Glorot uniform; He normal before ReLU) instead
+of constants or hand-picked scales, and re-initialise the model if training left
+NaNs behind.
+
+## Example
+```python
+keras.layers.Dense(256, kernel_initializer="zeros")
+keras.layers.Dense(256, kernel_initializer=keras.initializers.RandomNormal(stddev=5.0))
+```
+Use instead:
+```python
+keras.layers.Dense(256, activation="relu", kernel_initializer="he_normal")
+```
+
+Zero-initialising the last BatchNormalization gamma of each residual block is a
+known technique; ignore the gamma warning for those layers.
+"""
+import numpy as np
+
+from kerascheck.rule import Rule
+from kerascheck.stats import compute_fans, histogram, tensor_stats
+
+RULE = Rule(name="unhealthy-weights", code="KC401", severity="warning", tier="spec")
+
+KERNELS = {"kernel", "depthwise_kernel", "pointwise_kernel"}
+SYMMETRIC = KERNELS | {"recurrent_kernel"}
+SCALE_FACTOR = 10.0
+MIN_ELEMENTS_FOR_SCALE = 16
+BIAS_LIMIT = 100.0
+TINY_VARIANCE = 1e-6
+TINY_GAMMA = 1e-3
+
+
+def check(facts):
+    for layer in facts.spec.layers:
+        cls = layer.class_name.split(">")[-1]
+        for ref in layer.weights:
+            a = ref.read()
+            if a.dtype.kind not in "fiub":
+                continue
+            yield from _check_tensor(layer, cls, ref, a)
+
+
+def _evidence(ref, a, st, **extra):
+    return {"tensor": ref.path, "shape": list(ref.shape), **st.to_dict(), "histogram": histogram(a), **extra}
+
+
+def _check_tensor(layer, cls, ref, a):
+    st = tensor_stats(a)
+    where = f"'{ref.name}' of layer '{layer.qualname}'"
+    if st.nonfinite:
+        yield RULE.finding(
+            layer=layer.qualname, severity="error",
+            message=f"Weight {where} holds {st.nonfinite} NaN/Inf values out of {st.size}.",
+            fix="Reload the weights from a checkpoint saved before training diverged, or re-initialise "
+                "the model; then lower the learning rate or clip gradients (global_clipnorm=1.0).",
+            evidence=_evidence(ref, a, st),
+        )
+        return
+    name = ref.name
+    if name in SYMMETRIC and st.size >= 2:
+        if st.absmax == 0.0 or st.min == st.max:
+            value = "zero" if st.absmax == 0.0 else f"the constant {st.min:.4g}"
+            yield RULE.finding(
+                layer=layer.qualname, severity="error",
+                message=f"Weight {where} ({'x'.join(map(str, ref.shape))}) is {value} everywhere, so "
+                        "every unit computes the same thing and receives the same gradient.",
+                fix="Initialise kernels randomly: keras.layers."
+                    f"{cls if cls.isidentifier() else 'Dense'}(..., kernel_initializer='glorot_uniform').",
+                evidence=_evidence(ref, a, st),
+            )
+            return
+        if name in KERNELS and len(ref.shape) >= 2 and ref.shape[-1] > 1:
+            dup = _duplicate_units(a)
+            if dup:
+                yield RULE.finding(
+                    layer=layer.qualname, severity="error",
+                    message=f"{dup} of {ref.shape[-1]} units in layer '{layer.qualname}' have incoming "
+                            f"weights ('{ref.name}') identical to another unit's; identical units get "
+                            "identical gradients and never become different.",
+                    fix="Initialise the kernel randomly (kernel_initializer='glorot_uniform') instead of "
+                        "copying or tiling values.",
+                    evidence=_evidence(ref, a, st, duplicate_units=dup),
+                )
+    if name in KERNELS and st.size >= MIN_ELEMENTS_FOR_SCALE:
+        fan_in, fan_out = compute_fans(ref.shape)
+        glorot = float(np.sqrt(2.0 / (fan_in + fan_out)))
+        he = float(np.sqrt(2.0 / fan_in))
+        low, high = min(glorot, he), max(glorot, he)
+        expected = {"glorot": glorot, "he": he, "fan_in": fan_in, "fan_out": fan_out}
+        if st.std > SCALE_FACTOR * high:
+            ratio = st.std / high
+            yield RULE.finding(
+                layer=layer.qualname,
+                message=f"Weight {where} has standard deviation {st.std:.4g}, {ratio:.0f}x what He "
+                        f"initialisation gives for fan-in {fan_in} ({high:.3g}); activations will "
+                        "explode or saturate.",
+                fix="Use a scaled initialiser: kernel_initializer='he_normal' before ReLU, "
+                    "'glorot_uniform' otherwise.",
+                evidence=_evidence(ref, a, st, expected_std=expected, ratio=ratio),
+            )
+        elif st.std < low / SCALE_FACTOR:
+            ratio = low / max(st.std, 1e-30)
+            yield RULE.finding(
+                layer=layer.qualname,
+                message=f"Weight {where} has standard deviation {st.std:.3g}, {ratio:.0f}x smaller than "
+                        f"Glorot initialisation gives for fan-in {fan_in} and fan-out {fan_out} "
+                        f"({low:.3g}); signals and gradients will vanish.",
+                fix="Use a scaled initialiser: kernel_initializer='glorot_uniform' (or 'he_normal' "
+                    "before ReLU).",
+                evidence=_evidence(ref, a, st, expected_std=expected, ratio=1.0 / ratio),
+            )
+    if cls == "BatchNormalization" and name == "moving_variance":
+        negative = int(np.count_nonzero(a < 0))
+        tiny = int(np.count_nonzero((a >= 0) & (a < TINY_VARIANCE)))
+        if negative:
+            yield RULE.finding(
+                layer=layer.qualname, severity="error",
+                message=f"BatchNormalization '{layer.qualname}' has a negative moving variance in "
+                        f"{negative} of {st.size} channels (min {st.min:.4g}); the square root in "
+                        "inference mode is NaN.",
+                fix="The statistics are corrupt: recompute them by running the model in training mode "
+                    "over a few hundred batches, or reload a good checkpoint.",
+                evidence=_evidence(ref, a, st, negative_channels=negative),
+            )
+        elif tiny:
+            yield RULE.finding(
+                layer=layer.qualname,
+                message=f"BatchNormalization '{layer.qualname}' has a moving variance below "
+                        f"{TINY_VARIANCE:g} in {tiny} of {st.size} channels; at inference those channels "
+                        "are divided by about sqrt(epsilon) and any deviation is amplified.",
+                fix="Check those channels for dead inputs, or raise epsilon: "
+                    "keras.layers.BatchNormalization(epsilon=1e-3).",
+                evidence=_evidence(ref, a, st, tiny_channels=tiny),
+            )
+    if name == "gamma" and cls in ("BatchNormalization", "LayerNormalization", "GroupNormalization"):
+        tiny = int(np.count_nonzero(np.abs(a) < TINY_GAMMA))
+        if st.size and tiny * 2 >= st.size:
+            yield RULE.finding(
+                layer=layer.qualname,
+                message=f"{cls} '{layer.qualname}' has |gamma| below {TINY_GAMMA:g} in {tiny} of "
+                        f"{st.size} channels, which switches those channels off.",
+                fix="Initialise gamma to ones (gamma_initializer='ones'), unless this is the deliberate "
+                    "zero-init of a residual branch.",
+                evidence=_evidence(ref, a, st, tiny_channels=tiny),
+            )
+    if name == "bias" and st.absmax > BIAS_LIMIT:
+        yield RULE.finding(
+            layer=layer.qualname,
+            message=f"Bias of layer '{layer.qualname}' reaches {st.absmax:.4g} (limit {BIAS_LIMIT:g}); a "
+                    "shift that large saturates sigmoid/tanh units and pins ReLU units on or off.",
+            fix="Initialise biases to zeros (bias_initializer='zeros') and check the learning rate.",
+            evidence=_evidence(ref, a, st),
+        )
+
+
+def _duplicate_units(a: np.ndarray) -> int:
+    units = a.shape[-1]
+    cols = np.ascontiguousarray(a.reshape(-1, units).T)
+    seen = {}
+    for row in cols:
+        key = row.tobytes()
+        seen[key] = seen.get(key, 0) + 1
+    return sum(c for c in seen.values() if c > 1)
