@@ -1,0 +1,32 @@
+# Two commands on a fresh machine: `make demo` and `make test`.
+# Each creates the virtual environment in .venv the first time.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.kerascheck-installed
+
+.PHONY: demo test examples fixtures bench clean
+
+$(STAMP): setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+# Runs kerascheck over the bundled example models. They are built to have problems,
+# so kerascheck exits 1 there; only exit 2 (a file it could not check) fails the demo.
+demo: $(STAMP)
+	$(BIN)/kerascheck examples/ || test $$? -eq 1
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+# Rebuild the committed example models (needs only the venv).
+examples: $(STAMP)
+	$(BIN)/python examples/build_examples.py examples
+
+bench: $(STAMP)
+	$(BIN)/python bench/static.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache

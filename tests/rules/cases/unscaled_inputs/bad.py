@@ -1,0 +1,39 @@
+import keras
+from keras import layers
+
+from helpers import Expect, bad
+
+
+def raw_conv(tmp, fmt):
+    inp = keras.Input((32, 32, 3), name="pixels")
+    x = layers.ZeroPadding2D(1)(inp)
+    x = layers.Conv2D(4, 3, name="conv")(x)
+    m = keras.Model(inp, layers.Dense(1)(layers.GlobalAveragePooling2D()(x)))
+    m.compile(optimizer="adam", loss="mse")
+    return m
+
+
+def uint8_vector(tmp, fmt):
+    inp = keras.Input((16,), dtype="uint8", name="bytes")
+    m = keras.Model(inp, layers.Dense(1, name="dense")(inp))
+    m.compile(optimizer="adam", loss="mse")
+    return m
+
+
+def nested_backbone(tmp, fmt):
+    b_in = keras.Input((16, 16, 1))
+    backbone = keras.Model(b_in, layers.Conv2D(4, 3, name="stem")(b_in), name="backbone")
+    inp = keras.Input((16, 16, 1), name="gray")
+    m = keras.Model(inp, layers.Dense(1)(layers.Flatten()(backbone(inp))))
+    m.compile(optimizer="adam", loss="mse")
+    return m
+
+
+CASES = [
+    bad("raw_conv", raw_conv,
+        Expect("conv", "info", r"Input 'pixels' looks like images \(shape \(None, 32, 32, 3\), float32\)",
+               {"first_weighted": "conv"}),
+        formats=("keras", "h5")),
+    bad("uint8_vector", uint8_vector, Expect("dense", "info", r"Input 'bytes'.*uint8")),
+    bad("nested_backbone", nested_backbone, Expect("backbone/stem", "info", r"reaches the weighted layer 'backbone/stem'")),
+]
