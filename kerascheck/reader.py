@@ -503,9 +503,16 @@ class _KerasWeightMapper:
             for key, wname in zip(keys, names):
                 ds = _child(vars_group, key)
                 yield _weight_ref(ds, wname, f"{display}/{wname}", self.limit)
-        for attr in _child_order(cls, [k for k in _keys(group) if k != "vars"]):
+        children = {k: _child(group, k) for k in _keys(group) if k != "vars"}
+        recorded = {}
+        for attr, child in children.items():
+            child_vars = _child(child, "vars") if isinstance(child, h5py.Group) else None
+            name = _attr_str(child_vars, "name") if child_vars is not None else None
+            if name is not None:
+                recorded[attr] = name
+        for attr in _child_order(cls.split(">")[-1], list(children), recorded):
             child_cls, child_cfg = _child_class(cls, config, attr)
-            yield from self._collect(_child(group, attr), child_cls, child_cfg, f"{display}/{attr}")
+            yield from self._collect(children[attr], child_cls, child_cfg, f"{display}/{attr}")
 
 
 # ------------------------------------------------------------- config helpers
@@ -575,12 +582,28 @@ def _natural_key(name: str):
     return (name.startswith("_"), [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)])
 
 
-def _child_order(cls: str, attrs: list[str]) -> list[str]:
+# Keras layers whose sub-layers get_weights() lists in creation order, which the
+# file's sorted attribute names do not preserve.
+_KNOWN_CHILD_ORDER = {
+    "Bidirectional": ("forward_layer", "backward_layer"),
+    "MultiHeadAttention": ("_query_dense", "_key_dense", "_value_dense", "_output_dense"),
+    "GroupedQueryAttention": ("_query_dense", "_key_dense", "_value_dense", "_output_dense"),
+}
+
+
+def _child_order(cls: str, attrs: list[str], recorded: dict[str, str]) -> list[str]:
+    """Sub-layer attributes in the order get_weights() lists them, as far as the file tells.
+
+    get_weights() follows the order sub-layers were created in. The file keeps them
+    under sorted attribute names, but Keras 3.4+ also records each one's layer name,
+    and auto-generated names ("dense", "dense_1", ...) count up in creation order.
+    """
     attrs = sorted(attrs, key=_natural_key)
-    if cls == "Bidirectional":
-        # get_weights() lists the forward layer first; the file sorts it second.
-        order = {"forward_layer": 0, "backward_layer": 1}
-        attrs.sort(key=lambda a: order.get(a, 2))
+    if cls in _KNOWN_CHILD_ORDER:
+        order = {a: i for i, a in enumerate(_KNOWN_CHILD_ORDER[cls])}
+        return sorted(attrs, key=lambda a: order.get(a, len(order)))
+    if attrs and all(a in recorded for a in attrs):
+        return sorted(attrs, key=lambda a: _natural_key(recorded[a]))
     return attrs
 
 
