@@ -586,8 +586,8 @@ def _natural_key(name: str):
 # file's sorted attribute names do not preserve.
 _KNOWN_CHILD_ORDER = {
     "Bidirectional": ("forward_layer", "backward_layer"),
-    "MultiHeadAttention": ("_query_dense", "_key_dense", "_value_dense", "_output_dense"),
-    "GroupedQueryAttention": ("_query_dense", "_key_dense", "_value_dense", "_output_dense"),
+    "MultiHeadAttention": ("query_dense", "key_dense", "value_dense", "output_dense"),
+    "GroupedQueryAttention": ("query_dense", "key_dense", "value_dense", "output_dense"),
 }
 
 
@@ -631,6 +631,8 @@ def _child_class(cls: str, config: Mapping, attr: str) -> tuple[str, Mapping]:
         return entry(config.get("layer"))
     if attr == "backward_layer":
         return entry(config.get("backward_layer") or config.get("layer"))
+    if cls in ("MultiHeadAttention", "GroupedQueryAttention") and attr.endswith("_dense"):
+        return "EinsumDense", {"use_bias": config.get("use_bias", True)}
     return "", {}
 
 

@@ -99,6 +99,8 @@ def _randomise(model):
 @pytest.mark.parametrize("fmt", ["keras", "h5"])
 @pytest.mark.parametrize("name", sorted(ZOO))
 def test_reader_weights_equal_keras_get_weights(name, fmt, tmp_path):
+    if name == "attention" and fmt == "h5":
+        pytest.skip("Keras 3.15's legacy .h5 loader cannot load MultiHeadAttention itself")
     model = ZOO[name]()
     _randomise(model)
     model.compile(optimizer="adam", loss="mse")
@@ -128,6 +130,13 @@ def test_reader_names_weights_by_role(tmp_path):
     assert roles["Conv2D"] == ["kernel", "bias"]
     assert roles["SeparableConv2D"] == ["depthwise_kernel", "pointwise_kernel", "bias"]
     assert roles["DepthwiseConv2D"] == ["depthwise_kernel"]
+    path = str(tmp_path / "mha.keras")
+    attention().save(path)
+    with open_spec(path) as spec:
+        mha = next(l for l in spec.layers if l.class_name == "MultiHeadAttention")
+        assert [w.name for w in mha.weights] == ["kernel", "bias"] * 4
+        assert [w.path.split("/")[1] for w in mha.weights[::2]] == ["query_dense", "key_dense", "value_dense",
+                                                                     "output_dense"]
 
 
 @pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(FIXTURES, "*.h5")) + glob.glob(os.path.join(FIXTURES, "*.keras"))),
