@@ -151,6 +151,8 @@ def _read_keras(path: str, stack: contextlib.ExitStack) -> ModelSpec:
                 f"({_human(info.compress_size)} to {_human(info.file_size)}), above the limit of "
                 f"{MAX_COMPRESSION_RATIO}x (zip bomb?)"
             )
+        if info.compress_type == zipfile.ZIP_STORED and info.file_size != info.compress_size:
+            raise InputError(f"archive member {name!r} is stored uncompressed but declares two different sizes (corrupt)")
         if info.compress_size > file_size:
             raise InputError(f"archive member {name!r} claims more bytes than the file has (truncated?)")
         if name not in _KERAS_MEMBERS and not name.startswith("assets/"):
