@@ -168,6 +168,7 @@ BUILTIN_LAYERS = frozenset({
     "Wrapper",
     "ZeroPadding1D",
     "ZeroPadding2D",
+    "ZeroPadding3D",
     # Keras 2 / tf-keras names that legacy .h5 files carry.
     "CuDNNGRU", "CuDNNLSTM", "TFOpLambda", "SlicingOpLambda", "ThresholdedReLU",
     "Functional", "Sequential", "Model", "InputLayer", "LSTMV1", "GRUV1",

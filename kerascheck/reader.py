@@ -172,7 +172,7 @@ def _read_keras(path: str, stack: contextlib.ExitStack) -> ModelSpec:
     if "model.weights.h5" in members:
         fileobj = _member_fileobj(zf, raw, members["model.weights.h5"], file_size)
         h5 = _open_h5(fileobj, "model.weights.h5", stack, limit_bytes=members["model.weights.h5"].file_size)
-        _KerasWeightMapper(h5).map_model(h5, config, (), weights)
+        _KerasWeightMapper(h5).map_model("", config, (), weights)
 
     compile_cfg = config.get("compile_config")
     return _build_spec(path, "keras", keras_version, config, weights, compile_cfg, tuple(notes))
@@ -271,13 +271,15 @@ def _child(group, name: str):
     import h5py
 
     try:
-        link = group.get(name, getlink=True)
+        # H5Lexists/H5Lget_info look at the link itself; `name in group` would resolve it.
+        key = name.encode("utf-8")
+        link = group.id.links.get_info(key) if group.id.links.exists(key) else None
     except Exception as exc:
         raise InputError(f"HDF5 entry {group.name}/{name} cannot be read ({_short(exc)})") from None
     if link is None:
         return None
-    if not isinstance(link, h5py.HardLink):
-        kind = "an external link" if isinstance(link, h5py.ExternalLink) else "a soft link"
+    if link.type != h5py.h5l.TYPE_HARD:
+        kind = "an external link" if link.type == h5py.h5l.TYPE_EXTERNAL else "a soft link"
         raise InputError(f"HDF5 entry {group.name}/{name} is {kind}, which kerascheck does not follow")
     try:
         return group[name]
@@ -348,6 +350,7 @@ def _read_h5(path: str, stack: contextlib.ExitStack) -> ModelSpec:
         if isinstance(training, dict):
             compile_cfg = {"optimizer": training.get("optimizer_config"), "loss": training.get("loss")}
     weights: dict[str, tuple[WeightRef, ...]] = {}
+    _LinkTree(h5)  # refuses soft and external links anywhere before anything is read
     mw = _child(h5, "model_weights")
     group = mw if mw is not None else h5  # save_weights-style layouts keep layers at the root
     _map_h5_weights(group, config, weights, h5._kerascheck_limit)
@@ -443,78 +446,115 @@ def _nested_names(entry: Mapping, scope: tuple[str, ...] = ()) -> dict[str, str]
     return names
 
 
+class _LinkTree:
+    """The names in an HDF5 file, listed once by H5Lvisit, which follows no link.
+
+    A soft or external link anywhere makes the file unreadable for kerascheck: Keras
+    never writes one, and following one could copy a local file into the report.
+    """
+
+    def __init__(self, h5):
+        import h5py
+
+        self.h5 = h5
+        self.children: dict[str, list[str]] = {"": []}
+        bad: list[str] = []
+
+        def visit(name: bytes, info):
+            path = name.decode("utf-8", "replace")
+            if info.type != h5py.h5l.TYPE_HARD:
+                bad.append(f"{path} is {'an external' if info.type == h5py.h5l.TYPE_EXTERNAL else 'a soft'} link")
+                return 1  # stop visiting
+            parent, _, child = path.rpartition("/")
+            self.children.setdefault(parent, []).append(child)
+            self.children.setdefault(path, [])
+            return None
+
+        try:
+            h5.id.links.visit(visit, info=True)
+        except Exception as exc:
+            raise InputError(f"HDF5 file cannot be listed (corrupt or truncated: {_short(exc)})") from None
+        if bad:
+            raise InputError(f"HDF5 entry {bad[0]}, which kerascheck does not follow")
+
+    def has(self, path: str) -> bool:
+        return path in self.children
+
+    def kids(self, path: str) -> list[str]:
+        return self.children.get(path, [])
+
+    def open(self, path: str):
+        try:
+            return self.h5[path]
+        except Exception as exc:
+            raise InputError(f"HDF5 entry {path} cannot be read ({_short(exc)})") from None
+
+    def attr(self, path: str, name: str) -> str | None:
+        return _attr_str(self.open(path), name) if self.has(path) else None
+
+
+def _join(*parts: str) -> str:
+    return "/".join(p for p in parts if p)
+
+
 class _KerasWeightMapper:
     """Maps the `.keras` weights tree onto the layers of the config.
 
     Keras saves each layer under a path built from its *class* name
     (`layers/dense_1/vars/0`), recursing into attributes for sub-layers
-    (`layers/bidirectional/forward_layer/cell/vars/0`). Since Keras 3.4 each
-    `vars` group also records the owning layer's name; older archives do not, so
-    the mapper replays Keras's own naming (snake_case class name plus a counter,
-    in `model.layers` order) and uses the recorded names when they are there.
+    (`layers/bidirectional/forward_layer/cell/vars/0`), and loads weights back by
+    replaying that naming over `model.layers`. The mapper replays it the same way,
+    so it pairs weights with layers exactly as Keras's own loader does. Since Keras
+    3.4 each `vars` group also records its layer's name; that is used only when
+    the replay does not account for every group.
     """
 
     def __init__(self, h5):
-        self.h5 = h5
+        self.tree = _LinkTree(h5)
         self.limit = h5._kerascheck_limit
 
-    def map_model(self, group, entry: Mapping, scope: tuple[str, ...], out: dict) -> None:
-        layers_group = _child(group, "layers") if group is not None else None
-        by_name = self._groups_by_recorded_name(layers_group)
-        used: dict[str, int] = {}
+    def map_model(self, path: str, entry: Mapping, scope: tuple[str, ...], out: dict) -> None:
+        layers_path = _join(path, "layers")
         is_sequential = entry.get("class_name") == "Sequential"
-        for sub in _model_layers(entry):
-            cls = sub["class_name"]
-            if is_sequential and cls == "InputLayer":
-                continue  # Sequential.layers leaves out its InputLayer, so Keras never saved one
-            gname = _unique_name(_snake_case(cls), used)
+        # Sequential.layers leaves out its InputLayer, so Keras never saved one.
+        subs = [s for s in _model_layers(entry) if not (is_sequential and s["class_name"] == "InputLayer")]
+        used: dict[str, int] = {}
+        group_names = [_unique_name(_snake_case(s["class_name"]), used) for s in subs]
+        kids = self.tree.kids(layers_path)
+        by_name = {}
+        if set(kids) - set(group_names):
+            for kid in kids:
+                recorded = self.tree.attr(_join(layers_path, kid, "vars"), "name")
+                if recorded is not None:
+                    by_name[recorded] = kid
+        for sub, gname in zip(subs, group_names):
             name = _entry_name(sub)
-            lgroup = by_name.get(name) if by_name else None
-            if lgroup is None and layers_group is not None:
-                lgroup = _child(layers_group, gname)
-            qual = "/".join(scope + (name,))
-            if _is_model_entry(sub):
-                if lgroup is not None:
-                    self.map_model(lgroup, sub, scope + (name,), out)
+            gname = by_name.get(name, gname) if by_name else gname
+            gpath = _join(layers_path, gname)
+            if not self.tree.has(gpath):
                 continue
-            if lgroup is not None:
-                out[qual] = tuple(self._collect(lgroup, cls, sub.get("config") or {}, gname))
+            if _is_model_entry(sub):
+                self.map_model(gpath, sub, scope + (name,), out)
+            else:
+                out["/".join(scope + (name,))] = tuple(
+                    self._collect(gpath, sub["class_name"], sub.get("config") or {}, gname))
 
-    def _groups_by_recorded_name(self, layers_group) -> dict:
-        if layers_group is None:
-            return {}
-        found = {}
-        for key in _keys(layers_group):
-            g = _child(layers_group, key)
-            vars_group = _child(g, "vars") if hasattr(g, "keys") else None
-            recorded = _attr_str(vars_group, "name") if vars_group is not None else None
-            if recorded is None:
-                return {}  # an older archive: fall back to replaying Keras's naming
-            found[recorded] = g
-        return found
-
-    def _collect(self, group, cls: str, config: Mapping, display: str) -> Iterator[WeightRef]:
-        import h5py
-
-        if not isinstance(group, h5py.Group):
-            raise InputError(f"HDF5 entry {group.name} should be a group of weights")
-        vars_group = _child(group, "vars")
-        if vars_group is not None:
-            keys = sorted(_keys(vars_group), key=lambda k: (not k.isdigit(), int(k) if k.isdigit() else 0, k))
-            names = _weight_names(cls, config, len(keys))
-            for key, wname in zip(keys, names):
-                ds = _child(vars_group, key)
-                yield _weight_ref(ds, wname, f"{display}/{wname}", self.limit)
-        children = {k: _child(group, k) for k in _keys(group) if k != "vars"}
+    def _collect(self, path: str, cls: str, config: Mapping, display: str) -> Iterator[WeightRef]:
+        vars_path = _join(path, "vars")
+        keys = sorted(self.tree.kids(vars_path), key=lambda k: (not k.isdigit(), int(k) if k.isdigit() else 0, k))
+        for key, wname in zip(keys, _weight_names(cls, config, len(keys))):
+            yield _weight_ref(self.tree.open(_join(vars_path, key)), wname, f"{display}/{wname}", self.limit)
+        children = [k for k in self.tree.kids(path) if k != "vars"]
+        plain = cls.split(">")[-1]
         recorded = {}
-        for attr, child in children.items():
-            child_vars = _child(child, "vars") if isinstance(child, h5py.Group) else None
-            name = _attr_str(child_vars, "name") if child_vars is not None else None
-            if name is not None:
-                recorded[attr] = name
-        for attr in _child_order(cls.split(">")[-1], list(children), recorded):
+        if len(children) > 1 and plain not in _KNOWN_CHILD_ORDER:
+            for attr in children:
+                name = self.tree.attr(_join(path, attr, "vars"), "name")
+                if name is not None:
+                    recorded[attr] = name
+        for attr in _child_order(plain, children, recorded):
             child_cls, child_cfg = _child_class(cls, config, attr)
-            yield from self._collect(children[attr], child_cls, child_cfg, f"{display}/{attr}")
+            yield from self._collect(_join(path, attr), child_cls, child_cfg, f"{display}/{attr}")
 
 
 # ------------------------------------------------------------- config helpers
@@ -696,17 +736,17 @@ def _load_json(data: bytes, what: str) -> Any:
 
 
 def _depth(value: Any) -> int:
+    """Nesting depth of dicts and lists, without recursion (scalars are not visited)."""
     deepest, stack = 0, [(value, 1)]
     while stack:
         node, d = stack.pop()
-        deepest = max(deepest, d)
-        if d > MAX_JSON_DEPTH:
-            return d
-        if isinstance(node, dict):
-            stack.extend((v, d + 1) for v in node.values())
-        elif isinstance(node, list):
-            stack.extend((v, d + 1) for v in node)
-    return deepest
+        if d > deepest:
+            deepest = d
+            if d > MAX_JSON_DEPTH:
+                return d
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((v, d + 1) for v in children if isinstance(v, (dict, list)))
+    return deepest if isinstance(value, (dict, list)) else 0
 
 
 # ---------------------------------------------------------------- spec assembly

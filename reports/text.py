@@ -37,7 +37,8 @@ def render_text(report, color: bool = False, width: int = 100) -> str:
             where = f"  layer {style(f.layer, bold=True)}" if f.layer else ""
             lines.append(f"  {sev} {f.code} {style(f.rule, bold=True)}{where}")
             lines.append(wrap(f.message, "      "))
-            lines.append(wrap(f"fix: {f.fix}", "      "))
+            # Not wrapped: the fix usually ends in code meant to be copied whole.
+            lines.append(f"      fix: {f.fix}")
         for s in model.skipped:
             lines.append(wrap(style(f"skipped {s['rule']}: {s['reason']}", dim=True), "  "))
         if not model.errors and not model.findings:

@@ -179,10 +179,21 @@ def _check_tensor(layer, cls, ref, a):
 
 
 def _duplicate_units(a: np.ndarray) -> int:
+    """How many units (last axis) have incoming weights identical to another unit's.
+
+    One matrix-vector product with a random vector finds the candidates without
+    copying the kernel; only near-equal projections are compared exactly.
+    """
     units = a.shape[-1]
-    cols = np.ascontiguousarray(a.reshape(-1, units).T)
-    seen = {}
-    for row in cols:
-        key = row.tobytes()
-        seen[key] = seen.get(key, 0) + 1
-    return sum(c for c in seen.values() if c > 1)
+    m = a.reshape(-1, units)
+    r = np.random.default_rng(0).standard_normal(m.shape[0]).astype(m.dtype if m.dtype.kind == "f" else np.float64)
+    proj = (r @ m).astype(np.float64)
+    order = np.argsort(proj, kind="stable")
+    ps = proj[order]
+    close = np.abs(np.diff(ps)) <= 1e-5 * (np.abs(ps[1:]) + np.abs(ps[:-1])) + 1e-30
+    duplicated = set()
+    for k in np.flatnonzero(close):
+        i, j = int(order[k]), int(order[k + 1])
+        if np.array_equal(m[:, i], m[:, j]):
+            duplicated.update((i, j))
+    return len(duplicated)

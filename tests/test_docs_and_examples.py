@@ -1,0 +1,39 @@
+"""README and the bundled examples stay true."""
+import json
+import os
+
+import keras
+
+from helpers import ROOT, kerascheck
+from kerascheck.keras_names import BUILTIN_LAYERS
+from kerascheck.rulesdoc import rule_table, with_table
+
+# What each bundled example is there to show (README's demo relies on it).
+EXPECTED = {
+    "healthy.keras": set(),
+    "rnn_without_clipping.keras": {("missing-rnn-clipping", "encoder"), ("no-lr-schedule", None)},
+    "double_softmax.keras": {("softmax-loss-mismatch", "probs")},
+    "bad_init.keras": {("unhealthy-weights", "zeros"), ("unhealthy-weights", "huge")},
+    "lambda_layer.keras": {("unsafe-code", "double")},
+    "raw_pixels.keras": {("unscaled-inputs", "conv"), ("no-lr-schedule", None)},
+    "legacy_logits.h5": {("softmax-loss-mismatch", "logits"), ("no-lr-schedule", None)},
+}
+
+
+def test_readme_rule_table_is_generated_from_the_rules():
+    text = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    assert rule_table() in text
+    assert with_table(text) == text, "run: python -m kerascheck.rulesdoc README.md"
+
+
+def test_bundled_examples_show_what_they_are_for():
+    proc = kerascheck("--format", "json", os.path.join(ROOT, "examples"))
+    assert proc.returncode == 1, proc.stderr
+    got = {os.path.basename(m["path"]): {(f["rule"], f["layer"]) for f in m["findings"]}
+           for m in json.loads(proc.stdout)["models"]}
+    assert got == EXPECTED
+
+
+def test_builtin_layer_list_covers_the_installed_keras():
+    installed = {n for n in dir(keras.layers) if n[:1].isupper() and isinstance(getattr(keras.layers, n), type)}
+    assert installed - BUILTIN_LAYERS == set()
