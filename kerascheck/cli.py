@@ -72,6 +72,8 @@ def cli(paths, select, ignore, fail_on, fmt, output, static, list_rules, explain
 
     rules = select_rules(select, ignore)
     report = check_paths(list(paths), rules, static=static)
+    if not report.models:
+        click.echo(f"kerascheck: warning: no .keras, .h5 or .hdf5 files found under {', '.join(paths)}", err=True)
     for model in report.models:
         for err in model.errors:
             click.echo(f"kerascheck: error: {model.path}: {err['message']}", err=True)

@@ -165,3 +165,20 @@ def test_rules_are_valid_and_documented():
     with pytest.raises(ValueError, match="lacks a '## Why is this bad\\?' section"):
         Rule("some-rule", "KC101", "error", "spec", doc="Summary.\n## What it does\n## How to fix",
              check=lambda f: []).validate("some_rule")
+
+
+def test_folder_without_models_warns_and_exits_0(tmp_path):
+    (tmp_path / "readme.txt").write_text("no models here")
+    proc = kerascheck(str(tmp_path))
+    assert proc.returncode == 0
+    assert proc.stderr.strip() == f"kerascheck: warning: no .keras, .h5 or .hdf5 files found under {tmp_path}"
+
+
+def test_text_report_colours_severities_on_a_terminal():
+    from kerascheck.engine import check_paths, select_rules
+    from kerascheck.reports.text import render_text
+
+    report = check_paths([ex("bad_init.keras")], select_rules())
+    coloured = render_text(report, color=True)
+    assert "\x1b[31m\x1b[1merror" in coloured and "\x1b[33m\x1b[1mwarning" in coloured
+    assert render_text(report, color=False) == kerascheck(ex("bad_init.keras")).stdout
