@@ -16,8 +16,9 @@ from keras import layers  # noqa: E402
 def healthy():
     inputs = keras.Input((28, 28, 1), name="image")
     x = layers.Rescaling(1 / 255)(inputs)
-    x = layers.Conv2D(8, 3, activation="relu", kernel_initializer="he_normal")(x)
-    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Conv2D(8, 3, strides=2, activation="relu", kernel_initializer="he_normal")(x)
+    x = layers.Flatten()(x)
+    x = layers.Dense(32, activation="relu", kernel_initializer="he_normal")(x)
     outputs = layers.Dense(10, activation="softmax", name="probs")(x)
     model = keras.Model(inputs, outputs, name="healthy_cnn")
     schedule = keras.optimizers.schedules.ExponentialDecay(1e-3, decay_steps=1000, decay_rate=0.9)
@@ -73,8 +74,8 @@ def lambda_layer():
 
 def raw_pixels():
     inputs = keras.Input((32, 32, 3), name="pixels")
-    x = layers.Conv2D(8, 3, activation="relu", name="conv")(inputs)
-    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Conv2D(8, 3, strides=2, activation="relu", name="conv")(inputs)
+    x = layers.Flatten()(x)
     outputs = layers.Dense(10, activation="softmax")(x)
     model = keras.Model(inputs, outputs, name="raw_pixels")
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")

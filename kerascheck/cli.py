@@ -29,10 +29,22 @@ def _split(values) -> list[str]:
               help="Write the report to FILE instead of standard output.")
 @click.option("--static/--no-static", default=None,
               help="Run only rules that read the saved file (no TensorFlow import, nothing executed).")
+@click.option("--data", metavar="FILE", default=None,
+              help="Sample data for the probes: FILE.npz (x, y, or x_<input name>) or FILE.npy (inputs).")
+@click.option("--custom-objects", "custom_objects", multiple=True, metavar="FILE.py|MODULE",
+              help="Your code that registers custom layers, imported before loading; repeatable.")
+@click.option("--unsafe", is_flag=True, help="Let Keras run code inside the model file (Lambda bytecode). "
+                                               "Only for files you trust.")
+@click.option("--budget", type=click.FloatRange(min=1), default=None, metavar="SECONDS",
+              help="Time the probes of one model may take together.  [default: 60]")
+@click.option("--device", type=click.Choice(("auto", "cpu", "gpu")), default=None,
+              help="Where the probes run; auto takes a GPU when TensorFlow sees one.  [default: auto]")
+@click.option("--seed", type=int, default=None, help="Seed for synthetic data and probe training.  [default: 0]")
 @click.option("--list-rules", is_flag=True, help="List the rules and exit.")
 @click.option("--explain", metavar="RULE", help="Print a rule's documentation and exit.")
 @click.version_option(__version__, "--version", prog_name="kerascheck")
-def cli(paths, select, ignore, fail_on, fmt, output, static, list_rules, explain):
+def cli(paths, select, ignore, fail_on, fmt, output, static, data, custom_objects, unsafe, budget, device, seed,
+        list_rules, explain):
     """Check saved Keras models (.keras, .h5, or folders of them) for reasons they will not train well.
 
     Exit status: 0 nothing at or above --fail-on, 1 findings, 2 a file could not be
@@ -70,8 +82,25 @@ def cli(paths, select, ignore, fail_on, fmt, output, static, list_rules, explain
     if fmt not in FORMATS:
         raise UsageError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
 
+    from kerascheck.modeltier import Options
+
+    options = Options(
+        custom_objects=tuple(custom_objects) or tuple(config.get("custom-objects", ())),
+        unsafe=unsafe,
+        data=data,
+        budget=budget if budget is not None else float(config.get("budget", 60)),
+        device=device or config.get("device", "auto"),
+        seed=seed if seed is not None else int(config.get("seed", 0)),
+    )
+    if unsafe:
+        click.echo("kerascheck: warning: --unsafe lets code inside the model files run when Keras loads them; "
+                   "use it only on files you trust", err=True)
+    if options.device == "gpu" and not static:
+        from kerascheck.modeltier import setup_backend
+
+        setup_backend(options)
     rules = select_rules(select, ignore)
-    report = check_paths(list(paths), rules, static=static)
+    report = check_paths(list(paths), rules, static=static, options=options)
     if not report.models:
         click.echo(f"kerascheck: warning: no .keras, .h5 or .hdf5 files found under {', '.join(paths)}", err=True)
     for model in report.models:

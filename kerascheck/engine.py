@@ -30,7 +30,7 @@ def all_rules() -> tuple[Rule, ...]:
             raise ValueError(f"rule module {info.name} has no RULE = Rule(...)")
         # The module docstring is the rule's documentation and check() its logic,
         # so a rule is written once, in one file.
-        rule = Rule(rule.name, rule.code, rule.severity, rule.tier, module.__doc__ or "",
+        rule = Rule(rule.name, rule.code, rule.severity, rule.tier, rule.needs, module.__doc__ or "",
                     getattr(module, "check", None))
         rule.validate(info.name)
         if rule.name in names or rule.code in codes:
@@ -73,6 +73,7 @@ class ModelResult:
     keras_version: str | None = None
     param_count: int | None = None
     tiers: list[str] = field(default_factory=list)
+    probe: object = None  # ProbeResults when the probe tier ran
 
     def to_dict(self) -> dict:
         return {
@@ -119,7 +120,7 @@ def expand_paths(paths: Iterable[str]) -> list[str]:
     return out
 
 
-def check_file(path: str, rules: Sequence[Rule], static: bool = False) -> ModelResult:
+def check_file(path: str, rules: Sequence[Rule], static: bool = False, options=None) -> ModelResult:
     from kerascheck.reader import open_spec, sniff_format
 
     result = ModelResult(path=path)
@@ -130,17 +131,91 @@ def check_file(path: str, rules: Sequence[Rule], static: bool = False) -> ModelR
             result.param_count = spec.param_count
             result.tiers = ["spec"]
             facts = Facts(spec=spec)
+            tiers = _TierBuilder(facts, rules, options, result)
             for rule in rules:
                 if rule.tier != "spec":
-                    reason = (f"--static runs spec-tier rules only; this rule needs the {rule.tier} tier"
-                              if static else f"needs the {rule.tier} tier, which this version does not build yet")
-                    result.skipped.append({"rule": rule.name, "reason": reason})
-                    continue
+                    if static:
+                        result.skipped.append({"rule": rule.name, "reason": f"--static runs spec-tier rules only; "
+                                                                            f"this rule needs the {rule.tier} tier"})
+                        continue
+                    reason = tiers.ensure(rule.tier)
+                    if reason:
+                        result.skipped.append({"rule": rule.name, "reason": reason})
+                        continue
                 _run_rule(rule, facts, result)
     except InputError as exc:
         result.errors.append({"message": str(exc)})
     result.findings.sort(key=lambda f: (-SEVERITY_RANK[f.severity], f.code, f.layer or ""))
     return result
+
+
+class _TierBuilder:
+    """Builds the model and probe tiers at most once per file, and only when asked."""
+
+    def __init__(self, facts: Facts, rules: Sequence[Rule], options, result: ModelResult):
+        self.facts, self.options, self.result = facts, options, result
+        self.want = {need for r in rules if r.tier == "probe" for need in r.needs}
+        self.failed: dict[str, str] = {}
+
+    def ensure(self, tier: str) -> str | None:
+        """None when the tier is ready, else the reason it cannot be built."""
+        if tier in self.failed:
+            return self.failed[tier]
+        try:
+            if tier in ("model", "probe", "graph") and self.facts.model is None:
+                self._load()
+            if tier == "probe" and self.facts.probe is None:
+                self._probe()
+            if tier == "graph":
+                raise _Unavailable("needs the graph tier, which this version does not build yet")
+        except _Unavailable as exc:
+            self.failed[tier] = str(exc)
+            return str(exc)
+        return None
+
+    def _load(self):
+        from kerascheck.modeltier import Options, TierUnavailable, load_model
+
+        if self.options is None:
+            self.options = Options()
+        import warnings
+
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self.facts.model = load_model(self.facts.spec, self.options)
+        except TierUnavailable as exc:
+            self.failed["model"] = self.failed["probe"] = f"the model was not loaded: {exc}"
+            raise _Unavailable(self.failed["model"]) from None
+        except InputError as exc:
+            self.result.errors.append({"message": str(exc)})
+            self.failed["model"] = self.failed["probe"] = f"the model could not be loaded: {exc}"
+            raise _Unavailable(self.failed["model"]) from None
+        self.result.tiers.append("model")
+
+    def _probe(self):
+        from kerascheck.errors import UsageError
+        from kerascheck.modeltier import TierUnavailable
+        from kerascheck.probes import run_probes
+
+        import warnings
+
+        try:
+            with warnings.catch_warnings():
+                # Keras warns about things rules report properly (softmax with from_logits, ...).
+                warnings.simplefilter("ignore")
+                self.facts.probe = run_probes(self.facts.model, self.facts.spec, self.options, self.want)
+        except TierUnavailable as exc:
+            raise _Unavailable(f"the probes could not run: {exc}") from None
+        except UsageError as exc:
+            self.result.errors.append({"message": str(exc)})
+            raise _Unavailable(f"the probes could not run: {exc}") from None
+        self.result.tiers.append("probe")
+        self.result.probe = self.facts.probe
+
+
+class _Unavailable(Exception):
+    pass
 
 
 def _run_rule(rule: Rule, facts: Facts, result: ModelResult) -> None:
@@ -161,8 +236,8 @@ def _run_rule(rule: Rule, facts: Facts, result: ModelResult) -> None:
         })
 
 
-def check_paths(paths: Sequence[str], rules: Sequence[Rule], static: bool = False) -> Report:
-    return Report(models=[check_file(p, rules, static) for p in expand_paths(paths)], rules=list(rules))
+def check_paths(paths: Sequence[str], rules: Sequence[Rule], static: bool = False, options=None) -> Report:
+    return Report(models=[check_file(p, rules, static, options) for p in expand_paths(paths)], rules=list(rules))
 
 
 __all__ = ["TIERS", "Report", "ModelResult", "all_rules", "select_rules", "check_paths", "check_file", "expand_paths"]

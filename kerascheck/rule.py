@@ -45,6 +45,7 @@ class Rule:
     code: str
     severity: str  # the default; a check may raise or lower it per finding
     tier: str
+    needs: tuple = ()  # for probe rules: which shared runs they read ("train", "overfit", ...)
     doc: str = ""  # filled from the rule module's docstring at discovery
     check: Callable[["Facts"], Iterable[Finding]] | None = field(default=None, compare=False, repr=False)
 
@@ -84,6 +85,12 @@ class Rule:
 
 @dataclass
 class Facts:
-    """What the engine knows about one model; rules read it and never change it."""
+    """What the engine knows about one model; rules read it and never change it.
+
+    The model and probe tiers are filled in by the engine only when a selected
+    rule needs them.
+    """
 
     spec: Any  # kerascheck.spec.ModelSpec
+    model: Any = None  # the keras.Model kerascheck loaded (its own copy)
+    probe: Any = None  # kerascheck.probes.ProbeResults

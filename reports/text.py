@@ -39,8 +39,11 @@ def render_text(report, color: bool = False, width: int = 100) -> str:
             lines.append(wrap(f.message, "      "))
             # Not wrapped: the fix usually ends in code meant to be copied whole.
             lines.append(f"      fix: {f.fix}")
+        by_reason: dict[str, list[str]] = {}
         for s in model.skipped:
-            lines.append(wrap(style(f"skipped {s['rule']}: {s['reason']}", dim=True), "  "))
+            by_reason.setdefault(s["reason"], []).append(s["rule"])
+        for reason, names in by_reason.items():
+            lines.append(wrap(style(f"skipped {', '.join(names)}: {reason}", dim=True), "  "))
         if not model.errors and not model.findings:
             lines.append("  " + style("no problems found", fg="green"))
         lines.append("")

@@ -69,14 +69,25 @@ class Case:
     expect: list = field(default_factory=list)
     formats: tuple = ("keras",)
     skipped: str | None = None  # a regular expression the skip reason must match
+    data: Callable | None = None  # (tmp_dir) -> path of an .npz for --data
 
 
-def bad(name, build, *expect, formats=("keras",), skipped=None):
-    return Case(name, build, list(expect), formats, skipped)
+def bad(name, build, *expect, formats=("keras",), skipped=None, data=None):
+    return Case(name, build, list(expect), formats, skipped, data)
 
 
-def good(name, build, formats=("keras",)):
-    return Case(name, build, [], formats)
+def good(name, build, formats=("keras",), data=None):
+    return Case(name, build, [], formats, None, data)
+
+
+ANY_LAYER = "<any layer>"
+
+
+def probe_options(**overrides):
+    """Options for probe tests: the real defaults, with a budget that a loaded CI machine still meets."""
+    from kerascheck.modeltier import Options
+
+    return Options(**{"budget": 120.0, **overrides})
 
 
 def check_evidence(evidence: dict, wanted: dict) -> list[str]:
@@ -92,6 +103,6 @@ def check_evidence(evidence: dict, wanted: dict) -> list[str]:
 
 
 def matches(finding, expect: Expect) -> bool:
-    return (finding.layer == expect.layer and finding.severity == expect.severity
+    return ((expect.layer == ANY_LAYER or finding.layer == expect.layer) and finding.severity == expect.severity
             and re.search(expect.message, finding.message) is not None
             and not check_evidence(finding.evidence, expect.evidence))

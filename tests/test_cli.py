@@ -60,7 +60,7 @@ def test_json_output_follows_the_design_contract():
 
 
 def test_text_output_names_layer_number_fix_and_summarises():
-    proc = kerascheck(ex("bad_init.keras"))
+    proc = kerascheck("--static", ex("bad_init.keras"))
     assert proc.returncode == 1
     out = proc.stdout
     assert "error   KC401 unhealthy-weights  layer zeros" in out
@@ -82,12 +82,12 @@ def test_healthy_model_exits_0():
     (("--fail-on", "info"), 1),
 ])
 def test_fail_on_threshold(args, rc):
-    assert kerascheck(*args, ex("rnn_without_clipping.keras")).returncode == rc
+    assert kerascheck("--static", *args, ex("rnn_without_clipping.keras")).returncode == rc
 
 
 def test_select_and_ignore_by_name_code_and_prefix():
     def rules_found(*args):
-        report = json.loads(kerascheck("--format", "json", *args, EXAMPLES).stdout)
+        report = json.loads(kerascheck("--static", "--format", "json", *args, EXAMPLES).stdout)
         return sorted({f["rule"] for m in report["models"] for f in m["findings"]})
 
     assert rules_found("--select", "KC2") == ["missing-rnn-clipping", "no-lr-schedule", "softmax-loss-mismatch"]
@@ -113,7 +113,8 @@ def test_usage_errors_are_one_line_and_exit_2(args, phrase):
 def test_list_rules_and_explain_come_from_the_rule_modules():
     listing = kerascheck("--list-rules").stdout.splitlines()
     assert len(listing) == len(all_rules())
-    assert listing[0].split()[:4] == ["KC201", "missing-rnn-clipping", "warning", "spec"]
+    assert listing[0].split()[:4] == ["KC103", "nan-in-training", "error", "probe"]
+    assert listing[1].split()[:4] == ["KC201", "missing-rnn-clipping", "warning", "spec"]
     doc = kerascheck("--explain", "KC202").stdout
     assert doc.startswith("softmax-loss-mismatch (KC202, default severity error, tier spec)")
     assert "## Why is this bad?" in doc and "## How to fix" in doc
@@ -121,7 +122,7 @@ def test_list_rules_and_explain_come_from_the_rule_modules():
 
 def test_output_file(tmp_path):
     out = tmp_path / "report.json"
-    proc = kerascheck("--format", "json", "--output", str(out), ex("healthy.keras"))
+    proc = kerascheck("--static", "--format", "json", "--output", str(out), ex("healthy.keras"))
     assert proc.returncode == 0 and proc.stdout == ""
     assert json.loads(out.read_text())["models"][0]["findings"] == []
 
@@ -132,7 +133,7 @@ def test_config_from_setup_cfg_and_pyproject(tmp_path):
     assert {f["rule"] for m in report["models"] for f in m["findings"]} == {"unhealthy-weights"}
     # pyproject.toml in the same folder wins; flags win over both.
     (tmp_path / "pyproject.toml").write_text('[tool.kerascheck]\nignore = ["KC4", "KC5"]\nfail-on = "error"\n')
-    proc = kerascheck(EXAMPLES, "--format", "json", cwd=str(tmp_path))
+    proc = kerascheck(EXAMPLES, "--static", "--format", "json", cwd=str(tmp_path))
     rules = {f["rule"] for m in json.loads(proc.stdout)["models"] for f in m["findings"]}
     assert rules == {"missing-rnn-clipping", "no-lr-schedule", "softmax-loss-mismatch", "unscaled-inputs"}
     assert proc.returncode == 1  # two softmax-loss-mismatch errors
@@ -178,7 +179,7 @@ def test_text_report_colours_severities_on_a_terminal():
     from kerascheck.engine import check_paths, select_rules
     from kerascheck.reports.text import render_text
 
-    report = check_paths([ex("bad_init.keras")], select_rules())
+    report = check_paths([ex("bad_init.keras")], select_rules(), static=True)
     coloured = render_text(report, color=True)
     assert "\x1b[31m\x1b[1merror" in coloured and "\x1b[33m\x1b[1mwarning" in coloured
-    assert render_text(report, color=False) == kerascheck(ex("bad_init.keras")).stdout
+    assert render_text(report, color=False) == kerascheck("--static", ex("bad_init.keras")).stdout

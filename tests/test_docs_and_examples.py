@@ -27,7 +27,7 @@ def test_readme_rule_table_is_generated_from_the_rules():
 
 
 def test_bundled_examples_show_what_they_are_for():
-    proc = kerascheck("--format", "json", os.path.join(ROOT, "examples"))
+    proc = kerascheck("--static", "--format", "json", os.path.join(ROOT, "examples"))
     assert proc.returncode == 1, proc.stderr
     got = {os.path.basename(m["path"]): {(f["rule"], f["layer"]) for f in m["findings"]}
            for m in json.loads(proc.stdout)["models"]}
@@ -37,3 +37,14 @@ def test_bundled_examples_show_what_they_are_for():
 def test_builtin_layer_list_covers_the_installed_keras():
     installed = {n for n in dir(keras.layers) if n[:1].isupper() and isinstance(getattr(keras.layers, n), type)}
     assert installed - BUILTIN_LAYERS == set()
+
+
+def test_bundled_examples_under_the_probes():
+    proc = kerascheck("--format", "json", "--select", "KC1,KC6", os.path.join(ROOT, "examples"))
+    models = {os.path.basename(m["path"]): m for m in json.loads(proc.stdout)["models"]}
+    assert models["healthy.keras"]["findings"] == [] and models["healthy.keras"]["skipped"] == []
+    found = {(f["rule"], f["layer"]) for f in models["bad_init.keras"]["findings"]}
+    assert {("dead-units", "zeros"), ("cannot-overfit", None), ("vanishing-gradients", "zeros")} <= found
+    lam = models["lambda_layer.keras"]
+    assert lam["findings"] == [] and len(lam["skipped"]) == 6
+    assert all("is a Lambda, which would run code from the file" in s["reason"] for s in lam["skipped"])

@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from helpers import check_evidence, matches
+from helpers import check_evidence, matches, probe_options
 from kerascheck.engine import all_rules, check_file, select_rules
 
 HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cases")
@@ -47,6 +47,9 @@ def test_every_rule_has_bad_and_good_cases():
 
 
 def _materialise(case, fmt, tmp_path):
+    import keras
+
+    keras.utils.set_random_seed(1234)  # the same initial weights on every run
     built = case.build(tmp_path, fmt)
     if isinstance(built, str):
         return built
@@ -59,7 +62,8 @@ def _materialise(case, fmt, tmp_path):
 def test_case(rule_name, kind, case, fmt, tmp_path):
     path = _materialise(case, fmt, tmp_path)
     rules = select_rules([rule_name]) if rule_name else list(all_rules())
-    result = check_file(path, rules)
+    options = probe_options(data=case.data(tmp_path) if case.data else None)
+    result = check_file(path, rules, options=options)
     assert result.errors == [], result.errors
     described = [(f.rule, f.layer, f.severity, f.message) for f in result.findings]
     if kind in ("good", "healthy"):

@@ -1,0 +1,46 @@
+"""Gradient statistics shared by the exploding- and vanishing-gradient rules."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def gradient_run(probe):
+    """The training run whose gradients describe the model: the configured rate, or the stable one."""
+    run = probe.train
+    if run is not None and run.diverged_at is not None:
+        run = probe.stable_run
+    return run
+
+
+def layer_rms(probe, run) -> dict[str, float]:
+    """Median over steps of each weighted layer's root-mean-square gradient, input to output."""
+    out = {}
+    for name in probe.layer_order:
+        norms = [n for n in run.layer_norms.get(name, []) if math.isfinite(n)]
+        params = max(probe.layer_params.get(name, 1), 1)
+        if norms:
+            out[name] = float(np.median(norms)) / math.sqrt(params)
+    return out
+
+
+def first_last_ratio(probe, run):
+    """(first layer, last layer, RMS gradient ratio first/last) or None with fewer than two layers."""
+    rms = layer_rms(probe, run)
+    names = [n for n in probe.layer_order if n in rms]
+    if len(names) < 2:
+        return None
+    first, last = names[0], names[-1]
+    return first, last, rms[first] / max(rms[last], 1e-30), rms
+
+
+def spikes(run) -> tuple[float, float]:
+    """(share of steps whose global norm exceeds 10x the median, max/median)."""
+    norms = np.asarray([n for n in run.global_norms if math.isfinite(n)])
+    if len(norms) < 10:
+        return 0.0, 1.0
+    median = float(np.median(norms))
+    if median <= 0:
+        return 0.0, 1.0
+    return float(np.mean(norms > 10 * median)), float(norms.max() / median)

@@ -1,0 +1,154 @@
+"""The `model` tier: the saved model loaded by Keras, in safe mode unless the user says otherwise.
+
+Nothing here runs before the engine knows a selected rule needs it, so `--static`
+and spec-only runs never import TensorFlow.
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.util
+import inspect
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+
+from kerascheck.errors import InputError, UsageError
+
+
+class TierUnavailable(Exception):
+    """A tier could not be built; the rules that need it are skipped with this reason."""
+
+
+@dataclass
+class Options:
+    """What the user asked for beyond rule selection (the CLI flags of the model and probe tiers)."""
+
+    custom_objects: tuple[str, ...] = ()
+    unsafe: bool = False
+    data: str | None = None
+    budget: float = 60.0
+    device: str = "auto"
+    seed: int = 0
+    progress: bool = False
+    # Filled in by the engine once TensorFlow is set up.
+    device_used: str | None = field(default=None, repr=False)
+
+
+def setup_backend(options: Options) -> str:
+    """Import TensorFlow and Keras once, pinned to the requested device; returns "GPU" or "CPU"."""
+    if options.device_used is not None:
+        return options.device_used
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    with _quiet_stderr():  # TensorFlow's C++ start-up logs ignore TF_CPP_MIN_LOG_LEVEL
+        import tensorflow as tf
+
+        gpus = tf.config.list_physical_devices("GPU")
+
+    if options.device == "gpu" and not gpus:
+        raise UsageError("--device gpu was given but TensorFlow sees no GPU (use --device auto or cpu)")
+    if options.device == "cpu" and gpus:
+        tf.config.set_visible_devices([], "GPU")
+        gpus = []
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        raise UsageError(f"the probe tier needs the TensorFlow backend; KERAS_BACKEND is {keras.backend.backend()!r}")
+    options.device_used = "GPU" if gpus else "CPU"
+    return options.device_used
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Silence file descriptor 2 (C++ logging), keeping Python's sys.stderr usable for errors."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def import_custom_objects(specs: tuple[str, ...]) -> dict:
+    """Import the user's code (FILE.py or a module name); registration happens on import.
+
+    Returns the classes and functions the code defines, for load_model's custom_objects.
+    """
+    objects: dict = {}
+    for spec in specs:
+        if spec.endswith(".py") or os.sep in spec:
+            path = os.path.abspath(spec)
+            if not os.path.isfile(path):
+                raise UsageError(f"--custom-objects {spec}: no such file")
+            name = f"kerascheck_user_{abs(hash(path))}"
+            module = sys.modules.get(name)
+            if module is None:
+                loader_spec = importlib.util.spec_from_file_location(name, path)
+                module = importlib.util.module_from_spec(loader_spec)
+                sys.modules[name] = module
+                try:
+                    loader_spec.loader.exec_module(module)
+                except Exception as exc:
+                    del sys.modules[name]
+                    raise UsageError(f"--custom-objects {spec}: importing it failed ({type(exc).__name__}: {exc})") from None
+        else:
+            try:
+                module = importlib.import_module(spec)
+            except Exception as exc:
+                raise UsageError(f"--custom-objects {spec}: cannot import it ({type(exc).__name__}: {exc})") from None
+        for attr, value in vars(module).items():
+            if not attr.startswith("_") and (inspect.isclass(value) or inspect.isfunction(value)) \
+                    and getattr(value, "__module__", None) == module.__name__:
+                objects[attr] = value
+    return objects
+
+
+def load_model(spec, options: Options):
+    """Load the model at spec.path with Keras; raise TierUnavailable or InputError with the reason."""
+    refusal = _refuse_before_loading(spec, options)
+    if refusal:
+        raise TierUnavailable(refusal)
+    setup_backend(options)
+    import keras
+
+    custom = import_custom_objects(options.custom_objects)
+    try:
+        return keras.models.load_model(spec.path, custom_objects=custom, compile=False,
+                                       safe_mode=not options.unsafe)
+    except Exception as exc:  # Keras raises TypeError, ValueError, KeyError... with long texts
+        text = " ".join(str(exc).split())
+        missing = re.search(r"Could not locate (?:class|function) '([^']+)'", text) or \
+            re.search(r"Unknown (?:layer|object|class)(?: name)?: '?([A-Za-z_][\w.>]*)", text)
+        if missing:
+            cls = missing.group(1)
+            claim = next((l.module for l in spec.layers if l.class_name.split(">")[-1] == cls.split(">")[-1]
+                          and l.module), None)
+            where = f"the file says it comes from module {claim!r}" if claim else "the file does not say which module"
+            raise InputError(f"needs the custom class {cls!r} to load ({where}); pass its code with "
+                             f"--custom-objects FILE.py (or a module name)") from None
+        raise TierUnavailable(f"Keras could not load the model: {text[:300]}") from None
+
+
+def _refuse_before_loading(spec, options: Options) -> str | None:
+    """Reasons not to hand the file to Keras at all, decided from the config alone."""
+    if options.unsafe:
+        return None
+    from kerascheck.rules.unsafe_code import DANGEROUS_MODULES
+
+    for layer in spec.layers:
+        if layer.class_name.split(">")[-1] in ("Lambda", "TFSMLayer", "TorchModuleWrapper"):
+            return (f"layer '{layer.qualname}' is a {layer.class_name.split('>')[-1]}, which would run code from "
+                    "the file; rerun with --unsafe only if you trust the file")
+        if layer.module and layer.module.split(".")[0] in DANGEROUS_MODULES:
+            return f"layer '{layer.qualname}' names module {layer.module!r}; rerun with --unsafe only if you trust the file"
+    return None

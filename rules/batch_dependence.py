@@ -1,0 +1,54 @@
+"""In inference mode, a sample's output depends on the other samples in its batch.
+
+## What it does
+Runs 8 examples through kerascheck's copy of the model in inference mode three
+ways: as one batch, one at a time (batch size 1), and as a shuffled batch. Each
+example's output must be the same every time. When it is not, the rule finds the
+first layer whose outputs part.
+
+## Why is this bad?
+A model that mixes information across the batch at inference (a custom layer
+normalising over axis 0, a mean over the wrong axis, a batch-statistics layer
+stuck in training mode) gives different answers for the same input depending on
+what else was in the batch, and breaks at batch size 1 in production.
+
+## How to fix
+Reduce over the feature axes, never axis 0, in custom layers; use
+BatchNormalization's moving statistics at inference (`training=False`).
+
+## Example
+```python
+def call(self, x):
+    return x - keras.ops.mean(x, axis=0)  # mixes the batch
+```
+Use instead:
+```python
+def call(self, x):
+    return x - keras.ops.mean(x, axis=-1, keepdims=True)
+```
+"""
+from kerascheck.probe_evidence import context
+from kerascheck.rule import Rule, Skip
+
+RULE = Rule(name="batch-dependence", code="KC602", severity="error", tier="probe", needs=("batch",))
+
+
+def check(facts):
+    probe = facts.probe
+    result = probe.batch
+    if result is None:
+        raise Skip("the batch probe did not run (no budget left)")
+    diff = max(result["max_diff_single"], result["max_diff_shuffled"])
+    if diff <= result["tolerance"]:
+        return
+    layer = result["first_layer"]
+    where = f"; they first part in layer '{layer}'" if layer else ""
+    yield RULE.finding(
+        layer=layer,
+        message=f"In inference mode the same example gives outputs up to {diff:.3g} apart alone (batch size 1) "
+                f"and inside a batch of {result['examples']} (shuffled: {result['max_diff_shuffled']:.3g}; "
+                f"tolerance {result['tolerance']:.1g}){where}.",
+        fix="Reduce over feature axes, not the batch axis, e.g. keras.ops.mean(x, axis=-1, keepdims=True), "
+            "and call normalisation layers with training=False at inference.",
+        evidence={**context(probe), **result},
+    )

@@ -1,0 +1,66 @@
+"""Gradients grow by orders of magnitude towards the input, or spike between steps.
+
+## What it does
+Records each weighted layer's gradient norm at every step of the 100-step probe
+training (at the configured rate, or at the stable rate the sweep found) and
+flags the model when the root-mean-square gradient of the first weighted layer
+is over 1000x that of the last, or when more than 5% of steps have a global
+gradient norm over 10x the median.
+
+## Why is this bad?
+Gradients that grow layer by layer towards the input make the early layers take
+huge, erratic steps while the later ones barely move; spikes throw the weights
+far away in one step and are how RNNs without clipping end in NaN. No single
+learning rate suits all layers.
+
+## How to fix
+Clip the global gradient norm, and use scaled initialisation and normalisation
+layers so gradients keep their size through depth.
+
+## Example
+```python
+optimizer = keras.optimizers.Adam(1e-3)
+```
+Use instead:
+```python
+optimizer = keras.optimizers.Adam(1e-3, global_clipnorm=1.0)
+```
+"""
+from kerascheck.gradients import first_last_ratio, gradient_run, spikes
+from kerascheck.probe_evidence import context, data_note
+from kerascheck.rule import Rule, Skip
+
+RULE = Rule(name="exploding-gradients", code="KC603", severity="warning", tier="probe", needs=("train",))
+
+RATIO = 1e3
+SPIKE_SHARE = 0.05
+
+
+def check(facts):
+    probe = facts.probe
+    run = gradient_run(probe)
+    if run is None or run.steps_done < 10:
+        raise Skip("no finite probe training with at least 10 steps to measure gradients on")
+    measured = first_last_ratio(probe, run)
+    share, peak = spikes(run)
+    evidence = {**context(probe), "learning_rate": run.learning_rate, "global_norms": run.global_norms,
+                "layer_norms": run.layer_norms, "spike_share": share, "max_over_median": peak}
+    if measured is not None and measured[2] > RATIO:
+        first, last, ratio, rms = measured
+        yield RULE.finding(
+            layer=first,
+            message=f"The RMS gradient of the first weighted layer '{first}' is {ratio:.3g}x that of the last, "
+                    f"'{last}' ({rms[first]:.3g} vs {rms[last]:.3g}), over 100 probe steps at learning rate "
+                    f"{run.learning_rate:.3g}{data_note(probe)}.",
+            fix="Clip gradients and keep their scale through depth: "
+                "keras.optimizers.Adam(learning_rate=1e-3, global_clipnorm=1.0), kernel_initializer='he_normal'.",
+            evidence={**evidence, "ratio_first_last": ratio, "layer_rms": rms},
+        )
+    if share > SPIKE_SHARE:
+        yield RULE.finding(
+            layer=None,
+            message=f"{share:.0%} of probe steps had a global gradient norm over 10x the median (peak "
+                    f"{peak:.3g}x the median) at learning rate {run.learning_rate:.3g}{data_note(probe)}.",
+            fix="Clip the global gradient norm: keras.optimizers.Adam(learning_rate=1e-3, global_clipnorm=1.0).",
+            evidence=evidence,
+        )

@@ -1,0 +1,55 @@
+"""Gradients shrink by orders of magnitude towards the input.
+
+## What it does
+From the per-layer gradient norms of the 100-step probe training, flags the
+model when the root-mean-square gradient of the first weighted layer is less
+than 1/1000 of the last weighted layer's.
+
+## Why is this bad?
+When gradients vanish on their way back, the early layers hardly learn: the
+network behaves like a shallow one on top of random features. Saturating
+activations (sigmoid, tanh) stacked deep and tiny initial weights are the usual
+causes.
+
+## How to fix
+Use ReLU-family activations with He initialisation, add normalisation layers or
+residual connections, and avoid stacks of sigmoids.
+
+## Example
+```python
+keras.layers.Dense(64, activation="sigmoid")  # repeated 10 times
+```
+Use instead:
+```python
+keras.layers.Dense(64, activation="relu", kernel_initializer="he_normal")
+```
+"""
+from kerascheck.gradients import first_last_ratio, gradient_run
+from kerascheck.probe_evidence import context, data_note
+from kerascheck.rule import Rule, Skip
+
+RULE = Rule(name="vanishing-gradients", code="KC604", severity="warning", tier="probe", needs=("train",))
+
+RATIO = 1e-3
+
+
+def check(facts):
+    probe = facts.probe
+    run = gradient_run(probe)
+    if run is None or run.steps_done < 10:
+        raise Skip("no finite probe training with at least 10 steps to measure gradients on")
+    measured = first_last_ratio(probe, run)
+    if measured is None or measured[2] >= RATIO:
+        return
+    first, last, ratio, rms = measured
+    yield RULE.finding(
+        layer=first,
+        message=f"The RMS gradient of the first weighted layer '{first}' is "
+                f"{'exactly zero' if ratio == 0 else f'1/{1 / ratio:.3g}'} of the last layer's, '{last}' "
+                f"({rms[first]:.3g} vs {rms[last]:.3g}), over probe training at learning rate "
+                f"{run.learning_rate:.3g}{data_note(probe)}: the early layers barely learn.",
+        fix="Use keras.layers.Dense(..., activation='relu', kernel_initializer='he_normal') and add "
+            "keras.layers.BatchNormalization() or residual connections between deep blocks.",
+        evidence={**context(probe), "learning_rate": run.learning_rate, "ratio_first_last": ratio,
+                  "layer_rms": rms, "layer_norms": run.layer_norms},
+    )

@@ -1,0 +1,34 @@
+import os
+
+import keras
+import numpy as np
+from keras import layers
+
+from helpers import good
+
+
+def mlp(tmp, fmt):
+    m = keras.Sequential([keras.Input((8,)), layers.Dense(32, activation="relu"), layers.Dense(1)])
+    m.compile(optimizer=keras.optimizers.SGD(1e-4), loss="mse")
+    return m
+
+
+def lstm(tmp, fmt):
+    m = keras.Sequential([keras.Input((12, 4)), layers.LSTM(16), layers.Dense(1)])
+    m.compile(optimizer=keras.optimizers.Adam(1e-3, global_clipnorm=1.0), loss="mse")
+    return m
+
+
+def ordinary_data(tmp):
+    rng = np.random.default_rng(0)
+    path = os.path.join(str(tmp), "ordinary.npz")
+    np.savez(path, x=rng.standard_normal((256, 8)).astype("float32"),
+             y=rng.standard_normal((256, 1)).astype("float32"))
+    return path
+
+
+CASES = [
+    good("mlp_ordinary_data", mlp, data=ordinary_data),
+    good("mlp_synthetic", mlp, formats=("keras", "h5")),
+    good("clipped_lstm", lstm),
+]

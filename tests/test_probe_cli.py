@@ -1,0 +1,107 @@
+"""The probe tier from the command line: loading safely, user code, data, devices, determinism."""
+import hashlib
+import importlib.util
+import json
+import os
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+
+from helpers import ROOT, kerascheck
+
+EXAMPLES = os.path.join(ROOT, "examples")
+
+USER_CODE = textwrap.dedent('''
+    import keras
+
+
+    @keras.saving.register_keras_serializable(package="kcuser")
+    class Twice(keras.layers.Layer):
+        def call(self, x):
+            return x * 2.0
+''')
+
+
+@pytest.fixture()
+def custom_model(tmp_path):
+    """A model using a custom layer whose code lives in a file of the user's, not in the archive."""
+    code = tmp_path / "kc_user_layers.py"
+    code.write_text(USER_CODE)
+    spec = importlib.util.spec_from_file_location("kc_user_layers", code)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    inp = keras.Input((4,))
+    x = module.Twice(name="twice")(keras.layers.Dense(8, activation="relu")(inp))
+    model = keras.Model(inp, keras.layers.Dense(1)(x))
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
+    path = tmp_path / "custom.keras"
+    model.save(path)
+    return str(path), str(code)
+
+
+def test_missing_custom_class_is_exit_2_with_the_flag_to_use_and_static_findings_still_come(custom_model):
+    path, _ = custom_model
+    proc = kerascheck("--format", "json", path)
+    assert proc.returncode == 2
+    (line,) = proc.stderr.strip().splitlines()
+    assert "needs the custom class 'kcuser>Twice' to load" in line or "needs the custom class 'Twice' to load" in line
+    assert "pass its code with --custom-objects" in line and "Traceback" not in proc.stderr
+    (model,) = json.loads(proc.stdout)["models"]
+    assert {f["rule"] for f in model["findings"]} >= {"no-lr-schedule", "unsafe-code"}
+    skipped = {s["rule"] for s in model["skipped"]}
+    assert skipped == {"nan-in-training", "cannot-overfit", "batch-dependence", "exploding-gradients",
+                       "vanishing-gradients", "dead-units"}
+
+
+def test_custom_objects_file_lets_the_probes_run(custom_model):
+    path, code = custom_model
+    proc = kerascheck("--format", "json", "--custom-objects", code, "--select", "KC6,KC1", path)
+    assert proc.returncode in (0, 1), proc.stderr
+    (model,) = json.loads(proc.stdout)["models"]
+    assert model["errors"] == [] and model["skipped"] == []
+
+
+def test_unsafe_warns_and_loads_lambda_models():
+    lam = os.path.join(EXAMPLES, "lambda_layer.keras")
+    proc = kerascheck("--unsafe", "--format", "json", "--select", "KC6", lam)
+    assert proc.stderr.startswith("kerascheck: warning: --unsafe lets code inside the model files run")
+    (model,) = json.loads(proc.stdout)["models"]
+    assert model["skipped"] == [] and model["errors"] == []
+
+
+def test_gpu_without_a_gpu_is_a_usage_error():
+    proc = kerascheck("--device", "gpu", os.path.join(EXAMPLES, "healthy.keras"))
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == ("kerascheck: error: --device gpu was given but TensorFlow sees no GPU "
+                                   "(use --device auto or cpu)")
+
+
+def test_data_with_the_wrong_shape_is_one_line(tmp_path):
+    np.savez(tmp_path / "d.npz", x=np.zeros((20, 5), "float32"), y=np.zeros((20,), "int64"))
+    proc = kerascheck("--data", str(tmp_path / "d.npz"), "--select", "KC6",
+                      os.path.join(EXAMPLES, "double_softmax.keras"))
+    assert proc.returncode == 2
+    (line,) = proc.stderr.strip().splitlines()
+    assert "expects shape (N, 16) but the file has (20, 5)" in line
+
+
+def test_probes_are_deterministic_and_never_touch_the_file(tmp_path):
+    src = os.path.join(EXAMPLES, "bad_init.keras")
+    path = tmp_path / "copy.keras"
+    path.write_bytes(open(src, "rb").read())
+    before = hashlib.sha256(path.read_bytes()).hexdigest()
+    listing = sorted(os.listdir(tmp_path))
+
+    def findings():
+        proc = kerascheck("--format", "json", "--select", "KC1,KC6", "--seed", "3", str(path))
+        out = json.loads(proc.stdout)["models"][0]["findings"]
+        for f in out:
+            f["evidence"].pop("probe_seconds", None)
+        return out
+
+    first, second = findings(), findings()
+    assert first == second and first
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == before
+    assert sorted(os.listdir(tmp_path)) == listing
