@@ -94,6 +94,16 @@ class Report:
     def findings(self) -> list[Finding]:
         return [f for m in self.models for f in m.findings]
 
+    def to_json(self) -> str:
+        from kerascheck.reports.json_report import render_json
+
+        return render_json(self)
+
+    def _repr_html_(self) -> str:
+        from kerascheck.reports.notebook import render_notebook_html
+
+        return render_notebook_html(self)
+
     def exit_code(self, fail_on: str = "warning") -> int:
         if any(m.errors for m in self.models):
             return 2

@@ -30,6 +30,14 @@ def render_text(report, color: bool = False, width: int = 100) -> str:
         if model.param_count is not None:
             meta.append(f"{model.param_count:,} parameters")
         lines.append(f"{head}" + (f" ({', '.join(meta)})" if meta else ""))
+        probe = getattr(model, "probe", None)
+        if probe is not None:
+            note = f"probes ran on {probe.device} in {probe.seconds:.1f} s over {probe.data_description}"
+            if probe.defaults:
+                note += "; assumed " + ", ".join(probe.defaults)
+            if probe.cut:
+                note += "; the time budget cut: " + "; ".join(probe.cut)
+            lines.append(wrap(style(note, dim=True), "  "))
         for err in model.errors:
             lines.append(wrap(f"{style('cannot check', fg='red', bold=True)}: {err['message']}", "  "))
         for f in model.findings:

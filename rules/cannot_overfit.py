@@ -65,15 +65,15 @@ def check(facts):
             # without a visible cause this is a warning until --data confirms it.
             severity = "warning"
     if result["accuracy"] is not None:
-        outcome = f"reached {result['accuracy']:.0%} accuracy (needs 100%)"
+        outcome = (f"reached {result['accuracy']:.0%} accuracy (needs 100%; loss {result['first_loss']:.4g} -> "
+                   f"{result['last_loss']:.4g})")
     else:
         outcome = f"brought the loss only from {result['first_loss']:.4g} to {result['last_loss']:.4g} (needs < 1%)"
     yield RULE.finding(
         layer=None,
         severity=severity,
-        message=f"After {run.steps_done} steps on 10 examples the model {outcome}; loss "
-                f"{result['first_loss']:.4g} -> {result['last_loss']:.4g}{data_note(probe)}. Likely causes: "
-                + "; ".join(causes) + ".",
+        message=f"After {run.steps_done} steps on 10 examples the model {outcome}{data_note(probe)}. "
+                f"Likely causes: " + "; ".join(causes) + ".",
         fix="Make the model overfit 10 examples before training on everything: "
             "model.fit(x[:10], y[:10], epochs=300, batch_size=10) must reach 100% accuracy.",
         evidence={**context(probe), "overfit": run.to_evidence(), "accuracy": result["accuracy"],
