@@ -152,6 +152,8 @@ def check_file(path: str, rules: Sequence[Rule], static: bool = False, options=N
                     if reason:
                         result.skipped.append({"rule": rule.name, "reason": reason})
                         continue
+                elif rule.needs and not static:
+                    tiers.ensure_optional(rule)  # a spec rule with a probe part: runs either way
                 _run_rule(rule, facts, result)
     except InputError as exc:
         result.errors.append({"message": str(exc)})
@@ -164,7 +166,7 @@ class _TierBuilder:
 
     def __init__(self, facts: Facts, rules: Sequence[Rule], options, result: ModelResult):
         self.facts, self.options, self.result = facts, options, result
-        self.want = {need for r in rules if r.tier == "probe" for need in r.needs}
+        self.want = {need for r in rules for need in r.needs}
         self.failed: dict[str, str] = {}
 
     def ensure(self, tier: str) -> str | None:
@@ -182,6 +184,11 @@ class _TierBuilder:
             self.failed[tier] = str(exc)
             return str(exc)
         return None
+
+    def ensure_optional(self, rule: Rule) -> None:
+        if set(rule.needs) == {"data"} and not (self.options and self.options.data):
+            return  # its probe part measures --data only; nothing to build without it
+        self.ensure("probe")
 
     def _load(self):
         from kerascheck.modeltier import Options, TierUnavailable, load_model

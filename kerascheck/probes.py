@@ -35,6 +35,7 @@ class TrainRun:
     losses: list = field(default_factory=list)
     global_norms: list = field(default_factory=list)
     layer_norms: dict = field(default_factory=dict)  # layer -> gradient L2 norm per step
+    update_ratios: dict = field(default_factory=dict)  # layer -> ||kernel update|| / ||kernel|| per step
     diverged_at: int | None = None  # first step whose loss or weights were non-finite or exploded
     why: str | None = None  # "nan" or "explosion"
     cut: bool = False  # stopped by the time budget
@@ -68,6 +69,8 @@ class ProbeResults:
     layer_order: list = field(default_factory=list)  # weighted layers, input to output
     seconds: float = 0.0
     cut: list = field(default_factory=list)  # probes the budget shortened or skipped
+    input_stats: list = field(default_factory=list)  # per model input, from --data only
+    target_stats: dict | None = None  # from --data y only
 
 
 def _f(v) -> float | str:
@@ -282,6 +285,7 @@ class Trainer:
         self.vars = list(model.trainable_variables)
         self.owner = _variable_owners(model)
         self.layers = list(dict.fromkeys(self.owner.get(id(v), "?") for v in self.vars))
+        self.kernel_owners = [self.owner.get(id(v), "?") for v in self.vars if len(v.shape) >= 2]
         self.initial = [np.array(v.numpy()) for v in model.variables]
 
     def reset(self):
@@ -302,13 +306,18 @@ class Trainer:
             grads = tape.gradient(loss, vars_)
             grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, vars_)]
             norms = tf.stack([tf.norm(tf.cast(g, tf.float32)) for g in grads])
+            kernels = [v for v in vars_ if len(v.shape) >= 2]
+            before = [tf.identity(v) for v in kernels]
             optimizer.apply(grads, vars_)
+            # ||update|| / ||weights|| of each kernel: about 1e-3 is healthy.
+            ratios = tf.stack([tf.norm(tf.cast(v - b, tf.float32)) / (tf.norm(tf.cast(b, tf.float32)) + 1e-12)
+                               for v, b in zip(kernels, before)]) if kernels else tf.zeros([0])
             finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(tf.cast(v, tf.float32))) for v in vars_])
-            return loss, norms, finite
+            return loss, norms, finite, ratios
         return step
 
     def train(self, batches, steps: int, learning_rate: float | None, deadline: float,
-              stop=None, override_lr: bool = True) -> TrainRun:
+              stop=None, override_lr: bool = True, progress=None) -> TrainRun:
         """Train from the loaded weights for up to `steps` steps; stop early on divergence or `stop()`."""
         self.reset()
         optimizer = self.setup.make_optimizer(learning_rate if override_lr else None)
@@ -321,7 +330,9 @@ class Trainer:
                 run.cut = True
                 break
             x, y = batches(i)
-            loss, norms, finite = step(x, y)
+            if progress is not None and i % 10 == 0:
+                progress(i, steps)
+            loss, norms, finite, ratios = step(x, y)
             loss = float(loss)
             norms = np.asarray(norms, dtype=np.float64)
             run.losses.append(loss)
@@ -332,6 +343,8 @@ class Trainer:
             for name in self.layers:
                 run.layer_norms[name].append(math.sqrt(per_layer.get(name, 0.0)))
             run.global_norms.append(float(np.sqrt(np.sum(norms ** 2))))
+            for name, r in zip(self.kernel_owners, np.asarray(ratios, dtype=np.float64)):
+                run.update_ratios.setdefault(name, []).append(float(r))
             if first is None and math.isfinite(loss):
                 first = loss
             if not math.isfinite(loss) or not bool(finite):
@@ -398,6 +411,7 @@ def run_probes(model, spec, options: Options, want: set) -> ProbeResults:
         if sample.y is None:
             synthetic = synthesize(model, spec, setup, rng, n=len(sample))
             sample = Sample(sample.x, synthetic.y, False, sample.description + " with synthetic labels")
+            sample.synthetic_labels = True
     else:
         sample = synthesize(model, spec, setup, rng)
     trainer = Trainer(model, setup)
@@ -412,9 +426,16 @@ def run_probes(model, spec, options: Options, want: set) -> ProbeResults:
     def share(fraction):
         return min(deadline, time.monotonic() + fraction * options.budget)
 
+    progress = _Progress(options.progress, spec.path)
+    if "data" in want and not sample.synthetic:
+        results.input_stats = _input_stats(model, spec, sample)
+        if sample.y is not None and not getattr(sample, "synthetic_labels", False):
+            results.target_stats = _stats(np.asarray(sample.y, dtype=np.float64).reshape(len(sample.y), -1))
+
     if want & {"train", "sweep", "gradients"} and trainer.vars:
         results.train = trainer.train(_batcher(sample, np.random.default_rng(options.seed)), TRAIN_STEPS,
-                                      None, share(0.3), override_lr=False)
+                                      None, share(0.3), override_lr=False,
+                                      progress=progress.stage("training at the configured rate"))
         if results.train.cut:
             results.cut.append(f"training at the configured rate stopped after {results.train.steps_done} of "
                                f"{TRAIN_STEPS} steps")
@@ -422,7 +443,8 @@ def run_probes(model, spec, options: Options, want: set) -> ProbeResults:
             _sweep(trainer, sample, results, options, share(0.25))
             results.nan_layer = _locate_divergence(trainer, sample, results.train, options)
     if "overfit" in want:
-        results.overfit = _overfit(trainer, sample, setup, options, share(0.35))
+        results.overfit = _overfit(trainer, sample, setup, options, share(0.35),
+                                   progress.stage("overfitting 10 examples"))
     if "batch" in want and time.monotonic() < deadline:
         results.batch = _batch_dependence(model, sample)
     elif "batch" in want:
@@ -431,6 +453,7 @@ def run_probes(model, spec, options: Options, want: set) -> ProbeResults:
         trainer.reset()
         results.activations = _activation_stats(model, sample)
     trainer.reset()
+    progress.done()
     results.seconds = time.monotonic() - start
     return results
 
@@ -516,7 +539,7 @@ def _extractor(model):
         return None
 
 
-def _overfit(trainer, sample, setup, options, deadline) -> dict:
+def _overfit(trainer, sample, setup, options, deadline, progress=None) -> dict:
     rng = np.random.default_rng(options.seed + 1)
     idx = rng.choice(len(sample), size=min(OVERFIT_EXAMPLES, len(sample)), replace=False)
     x, y = sample.take(idx)
@@ -535,7 +558,8 @@ def _overfit(trainer, sample, setup, options, deadline) -> dict:
     if not trainer.vars:
         run = TrainRun(setup.learning_rate, OVERFIT_STEPS)
     else:
-        run = trainer.train(lambda i: (x_in, y), OVERFIT_STEPS, None, deadline, stop=stop, override_lr=False)
+        run = trainer.train(lambda i: (x_in, y), OVERFIT_STEPS, None, deadline, stop=stop, override_lr=False,
+                            progress=progress)
     accuracy, spread = _score(trainer.model, x_in, y, setup)
     if run.losses:
         first = next((v for v in run.losses if math.isfinite(v)), float("nan"))
@@ -643,3 +667,81 @@ def _activation_stats(model, sample) -> dict | None:
                                  "saturated": int(np.count_nonzero(saturated)),
                                  "saturated_share": float(np.mean(saturated)), "examples": n}
     return stats
+
+
+class _Progress:
+    """One self-rewriting status line on a terminal; silent otherwise."""
+
+    def __init__(self, enabled: bool, path: str):
+        import sys
+
+        self.enabled, self.path, self.stream, self.width = enabled, path, sys.stderr, 0
+
+    def stage(self, what: str):
+        if not self.enabled:
+            return None
+
+        def show(i, total):
+            text = f"kerascheck: {self.path}: {what} ({i}/{total})"
+            self.stream.write("\r" + text.ljust(self.width))
+            self.stream.flush()
+            self.width = len(text)
+        return show
+
+    def done(self):
+        if self.enabled and self.width:
+            self.stream.write("\r" + " " * self.width + "\r")
+            self.stream.flush()
+
+
+def _stats(a: np.ndarray) -> dict:
+    """Per-feature statistics of a 2-D array (examples x features), first 256 features."""
+    a = a[:, :256]
+    return {"mean": a.mean(axis=0).tolist(), "std": a.std(axis=0).tolist(), "min": a.min(axis=0).tolist(),
+            "max": a.max(axis=0).tolist(), "integer_valued": bool(np.all(np.mod(a, 1) == 0)),
+            "features": int(a.shape[1]), "examples": int(a.shape[0])}
+
+
+def _input_stats(model, spec, sample) -> list:
+    """For each input, statistics of what reaches the first weighted layer (after in-model scaling)."""
+    from kerascheck.topology import graph_of
+
+    graph = graph_of(spec)
+    extractor = _extractor(model)
+    by_name = {}
+    if extractor is not None:
+        layers, probe = extractor
+        outputs = probe(sample.x[0] if len(sample.x) == 1 else sample.x, training=False)
+        by_name = {layer.name: out for layer, out in zip(layers, outputs)}
+    out = []
+    for i, inp in enumerate(spec.inputs[:len(sample.x)]):
+        start = spec.layer(inp.name)
+        first, feeder = _first_weighted(graph, start.qualname) if start else (None, None)
+        arr = sample.x[i]
+        measured_at = "the raw input"
+        if feeder is not None and feeder in by_name:
+            arr, measured_at = by_name[feeder], f"the output of '{feeder}'"
+        arr = np.asarray(arr, dtype=np.float64)
+        if arr.ndim == 1:
+            arr = arr[:, None]
+        stats = _stats(arr.reshape(-1, arr.shape[-1]))
+        stats.update({"input": inp.name, "first_weighted": first, "measured_at": measured_at,
+                      "raw_min": float(np.min(sample.x[i])), "raw_max": float(np.max(sample.x[i]))})
+        out.append(stats)
+    return out
+
+
+def _first_weighted(graph, start):
+    """(first weighted layer reachable from `start`, the top-level layer feeding it) along the first path."""
+    current, seen = start, set()
+    while current not in seen:
+        seen.add(current)
+        consumers = graph.consumers(current)
+        if not consumers:
+            return None, None
+        nxt = graph.by_qual[consumers[0]]
+        if nxt.weights and nxt.class_name not in ("Normalization", "Rescaling"):
+            feeder = graph.by_qual[current]
+            return nxt.qualname, (feeder.name if not feeder.scope and feeder.class_name != "InputLayer" else None)
+        current = nxt.qualname
+    return None, None

@@ -11,7 +11,10 @@ Reads every weight tensor once and flags:
   the ratio);
 * BatchNormalization with a negative moving variance (error) or one near zero,
   and normalisation layers whose gamma is near zero in most channels (warning);
-* biases above 100 in magnitude (warning).
+* biases above 100 in magnitude (warning);
+* when the probes run, each layer's update/weight ratio, ||kernel update|| /
+  ||kernel|| per step, over the first 10 steps of training at the configured
+  rate: about 1e-3 is healthy; above 0.1 or below 1e-5 is flagged (warning).
 
 ## Why is this bad?
 Identical units receive identical gradients and stay identical forever, so a
@@ -44,7 +47,10 @@ import numpy as np
 from kerascheck.rule import Rule
 from kerascheck.stats import compute_fans, histogram, tensor_stats
 
-RULE = Rule(name="unhealthy-weights", code="KC401", severity="warning", tier="spec")
+RULE = Rule(name="unhealthy-weights", code="KC401", severity="warning", tier="spec", needs=("train",))
+UPDATE_HIGH = 1e-1
+UPDATE_LOW = 1e-5
+UPDATE_STEPS = 10
 
 KERNELS = {"kernel", "depthwise_kernel", "pointwise_kernel"}
 SYMMETRIC = KERNELS | {"recurrent_kernel"}
@@ -56,13 +62,49 @@ TINY_GAMMA = 1e-3
 
 
 def check(facts):
+    flagged = set()
     for layer in facts.spec.layers:
         cls = layer.class_name.split(">")[-1]
         for ref in layer.weights:
             a = ref.read()
             if a.dtype.kind not in "fiub":
                 continue
-            yield from _check_tensor(layer, cls, ref, a)
+            for finding in _check_tensor(layer, cls, ref, a):
+                flagged.add(finding.layer)
+                yield finding
+    if facts.probe is not None:
+        # A kernel already flagged (zero, tiny, huge) has a ratio that only echoes that.
+        yield from _update_ratios(facts.probe, skip=flagged)
+
+
+def _update_ratios(probe, skip=frozenset()):
+    run = probe.train
+    if run is None or run.diverged_at is not None:
+        return  # nan-in-training reports a diverging rate; the ratios would only echo it
+    for layer, ratios in run.update_ratios.items():
+        if layer in skip:
+            continue
+        # An update of exactly zero is a zero gradient, which cannot-overfit and
+        # vanishing-gradients report; only a moving kernel has a meaningful ratio.
+        early = [r for r in ratios[:UPDATE_STEPS] if np.isfinite(r) and r > 0]
+        if len(early) < min(UPDATE_STEPS, len(ratios)) // 2 or not early:
+            continue
+        median = float(np.median(early))
+        if UPDATE_LOW <= median <= UPDATE_HIGH:
+            continue
+        high = median > UPDATE_HIGH
+        yield RULE.finding(
+            layer=layer,
+            message=f"Each training step changes the kernel of layer '{layer}' by {median:.2g} of its norm "
+                    f"(median over the first {len(early)} steps at learning rate {run.learning_rate:.3g}); about "
+                    f"1e-3 is healthy, so this layer {'is thrown around' if high else 'barely learns'}"
+                    f"{' (measured on synthetic data)' if probe.synthetic else ''}.",
+            fix=(f"Lower the learning rate about {median / 1e-3:.2g}x" if high else
+                 f"Raise the learning rate about {1e-3 / median:.2g}x")
+                + " (or re-scale this layer's initialisation), then watch the ratio settle near 1e-3.",
+            evidence={"device": probe.device, "data": probe.data_description, "update_ratios": ratios,
+                      "median_first_steps": median, "learning_rate": run.learning_rate},
+        )
 
 
 def _evidence(ref, a, st, **extra):

@@ -1,16 +1,22 @@
-"""Image-like inputs reach the first weighted layer without rescaling or normalisation.
+"""Inputs reach the first weighted layer unscaled: raw pixels, means far from 0, scales far apart.
 
 ## What it does
-For each model input that looks like an image (dtype uint8, or a shape of
+With `--data`, measures what actually reaches the first weighted layer of each
+input (after any Rescaling or Normalization inside the model): per-feature
+mean, standard deviation and range. It warns about raw 0..255 pixels, means far
+from 0 (above 10 and above 3 standard deviations), standard deviations far from 1
+(above 10 or below 0.01), and features whose scales differ by more than 100x.
+
+Without `--data`, it gives a structural hint: for each model input that looks like an image (dtype uint8, or a shape of
 height x width x 1, 3 or 4 channels), follows the layers it feeds and reports the
 input when it reaches a weighted layer (Dense, Conv, ...) without passing a
 `Rescaling`, `Normalization` or other normalisation layer. Paths through Lambda
 or custom layers are given the benefit of the doubt, since their scaling cannot
 be seen.
 
-This is a hint at info severity: preprocessing often happens outside the model
+This hint is at info severity: preprocessing often happens outside the model
 (the `keras.applications` models are built that way), and kerascheck cannot see
-that from the file alone.
+that from the file alone; `--data` measures it.
 
 ## Why is this bad?
 Raw pixels in 0..255 make the first layer's pre-activations hundreds of times
@@ -35,11 +41,13 @@ x = keras.layers.Rescaling(1 / 255)(inputs)
 x = keras.layers.Conv2D(32, 3)(x)
 ```
 """
+import numpy as np
+
 from kerascheck.keras_names import BUILTIN_LAYERS
 from kerascheck.rule import Rule
 from kerascheck.topology import SCALING_LAYERS, graph_of
 
-RULE = Rule(name="unscaled-inputs", code="KC301", severity="info", tier="spec")
+RULE = Rule(name="unscaled-inputs", code="KC301", severity="info", tier="spec", needs=("data",))
 
 OPAQUE = {"Lambda", "TFOpLambda", "SlicingOpLambda"}
 
@@ -50,6 +58,45 @@ def image_like(inp) -> bool:
 
 
 def check(facts):
+    probe = facts.probe
+    if probe is not None and not probe.synthetic and probe.input_stats:
+        yield from _measured(probe)  # evidence from the user's data supersedes the structural guess
+        return
+    yield from _structural(facts)
+
+
+def _measured(probe):
+    for st in probe.input_stats:
+        mean, std = np.asarray(st["mean"]), np.asarray(st["std"])
+        lo, hi = min(st["min"]), max(st["max"])
+        problems = []
+        if st["integer_valued"] and lo >= 0 and 20 < hi <= 255:
+            problems.append(f"raw pixel values from {lo:g} to {hi:g}")
+        far = np.abs(mean) > np.maximum(10.0, 3 * std)
+        if far.any():
+            problems.append(f"{int(far.sum())} feature(s) with means far from 0 (up to {np.abs(mean).max():.4g})")
+        spread = float(np.median(std))
+        if spread > 10 or 0 < spread < 0.01:
+            problems.append(f"a median standard deviation of {spread:.3g}, far from 1")
+        positive = std[std > 0]
+        ratio = float(positive.max() / positive.min()) if positive.size > 1 else 1.0
+        if ratio > 100:
+            problems.append(f"feature scales that differ {ratio:.0f}x")
+        if not problems:
+            continue
+        first = st["first_weighted"]
+        yield RULE.finding(
+            layer=first,
+            severity="warning",
+            message=f"Input '{st['input']}' reaches the weighted layer '{first}' with " + "; ".join(problems)
+                    + f" (measured at {st['measured_at']} over {st['examples']} examples from --data).",
+            fix="Standardise inside the model: norm = keras.layers.Normalization(); norm.adapt(x_train); "
+                "x = norm(inputs) (or keras.layers.Rescaling(1 / 255) for pixels).",
+            evidence={"device": probe.device, "data": probe.data_description, **st, "scale_ratio": ratio},
+        )
+
+
+def _structural(facts):
     spec = facts.spec
     graph = graph_of(spec)
     for inp in spec.inputs:
@@ -69,7 +116,7 @@ def check(facts):
             message=f"Input '{inp.name}' looks like images (shape {_fmt(inp.shape)}, {inp.dtype}) and reaches "
                     f"the weighted layer '{first}' with no Rescaling or Normalization layer in between; if "
                     "the pixels arrive as 0..255 the first layer starts far outside its working range "
-                    "(scaling done outside the model is invisible to this check).",
+                    "(scaling done outside the model is invisible here: pass --data to measure it).",
             fix="Scale inside the model: x = keras.layers.Rescaling(1 / 255)(inputs), or "
                 "keras.layers.Normalization() adapted to the training data.",
             evidence={"input": inp.name, "shape": list(inp.shape), "dtype": inp.dtype, "first_weighted": first},

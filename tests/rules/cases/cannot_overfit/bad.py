@@ -26,7 +26,7 @@ def rate_far_too_small(tmp, fmt):
 
 CASES = [
     bad("softmax_over_one_unit", softmax_over_one_unit,
-        Expect(None, "error", r"reached \d+% accuracy \(needs 100%\).*identical for all 10 examples",
+        Expect(None, "error", r"reached \d+% accuracy \(needs 100%; loss [\d.]+ -> [\d.e-]+\).*identical for all 10 examples",
                {"prediction_spread": (0.0, 1e-6)}),
         formats=("keras", "h5")),
     bad("all_frozen", all_frozen, Expect(None, "error", r"the model has no trainable weights")),

@@ -103,3 +103,30 @@ CASES = [
     bad("extreme_bias", extreme_bias,
         Expect("hidden", "warning", r"Bias of layer 'hidden' reaches 1000")),
 ]
+
+
+def adam_rate_far_too_high(tmp, fmt):
+    return _rate_model(keras.optimizers.Adam(0.3))
+
+
+def sgd_rate_far_too_low(tmp, fmt):
+    return _rate_model(keras.optimizers.SGD(1e-7))
+
+
+def _rate_model(optimizer):
+    m = keras.Sequential([keras.Input((8,)), layers.Dense(32, activation="relu", name="hidden"),
+                          layers.Dense(1, name="out")])
+    m.compile(optimizer=optimizer, loss="mse")
+    return m
+
+
+CASES += [
+    bad("adam_rate_far_too_high", adam_rate_far_too_high,
+        Expect("hidden", "warning", r"changes the kernel of layer 'hidden' by 0\.\d+ of its norm .* is thrown around",
+               {"median_first_steps": (0.1, 10.0)}),
+        Expect("out", "warning", r"changes the kernel of layer 'out' by [\d.]+ of its norm",
+               {"median_first_steps": (0.1, 10.0)})),
+    bad("sgd_rate_far_too_low", sgd_rate_far_too_low,
+        Expect("hidden", "warning", r"by [\d.e-]+ of its norm .*barely learns", {"median_first_steps": (0, 1e-5)}),
+        Expect("out", "warning", r"by [\d.e-]+ of its norm .*barely learns", {"median_first_steps": (0, 1e-5)})),
+]

@@ -32,3 +32,12 @@ CASES = [
     good("trained_mixed_model", trained_mixed_model, formats=("keras", "h5")),
     good("lstm_with_embedding", lstm_with_embedding),
 ]
+
+
+def adam_default_rate(tmp, fmt):
+    m = keras.Sequential([keras.Input((8,)), layers.Dense(32, activation="relu"), layers.Dense(1)])
+    m.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
+    return m
+
+
+CASES.append(good("adam_default_rate", adam_default_rate))
