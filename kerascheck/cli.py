@@ -30,7 +30,8 @@ def _split(values) -> list[str]:
 @click.option("--static/--no-static", default=None,
               help="Run only rules that read the saved file (no TensorFlow import, nothing executed).")
 @click.option("--data", metavar="FILE", default=None,
-              help="Sample data for the probes: FILE.npz (x, y, or x_<input name>) or FILE.npy (inputs).")
+              help="Sample data for the probes: FILE.npz (x, y, or x_<input name>), FILE.npy (inputs), or "
+                   "module:function returning arrays or a tf.data.Dataset.")
 @click.option("--custom-objects", "custom_objects", multiple=True, metavar="FILE.py|MODULE",
               help="Your code that registers custom layers, imported before loading; repeatable.")
 @click.option("--unsafe", is_flag=True, help="Let Keras run code inside the model file (Lambda bytecode). "
@@ -91,6 +92,7 @@ def cli(paths, select, ignore, fail_on, fmt, output, static, data, custom_object
         budget=budget if budget is not None else float(config.get("budget", 60)),
         device=device or config.get("device", "auto"),
         seed=seed if seed is not None else int(config.get("seed", 0)),
+        progress=sys.stderr.isatty() and fmt == "text" and output is None,
     )
     if unsafe:
         click.echo("kerascheck: warning: --unsafe lets code inside the model files run when Keras loads them; "

@@ -230,21 +230,27 @@ def _rescaled_pixels(spec, graph, input_index):
     return False
 
 
+MAX_DATA_EXAMPLES = 4096
+
+
 def load_data(path: str, model, spec) -> Sample:
-    """--data FILE.npz (x, y or x_<input name>) or FILE.npy (inputs only)."""
+    """--data FILE.npz (x, y or x_<input name>), FILE.npy (inputs), or module:function."""
     from kerascheck.errors import UsageError
 
     names = [t.name.split(":")[0] for t in model.inputs]
     spec_names = [i.name for i in spec.inputs] or names
-    try:
-        loaded = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"--data {path}: cannot read it as .npz or .npy ({exc})") from None
-    if isinstance(loaded, np.ndarray):
-        arrays, y = {"x": loaded}, None
+    if ":" in path and not path.endswith((".npz", ".npy")) and not path.startswith(("/", ".")):
+        arrays, y = _from_function(path, spec_names)
     else:
-        arrays = {k: loaded[k] for k in loaded.files}
-        y = arrays.pop("y", None)
+        try:
+            loaded = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"--data {path}: cannot read it as .npz or .npy ({exc})") from None
+        if isinstance(loaded, np.ndarray):
+            arrays, y = {"x": loaded}, None
+        else:
+            arrays = {k: loaded[k] for k in loaded.files}
+            y = arrays.pop("y", None)
     if "x" in arrays and len(model.inputs) == 1:
         xs = [arrays["x"]]
     else:
@@ -266,9 +272,52 @@ def load_data(path: str, model, spec) -> Sample:
         raise UsageError(f"--data {path}: y has {len(y)} examples but x has {n}")
     if n < OVERFIT_EXAMPLES:
         raise UsageError(f"--data {path}: needs at least {OVERFIT_EXAMPLES} examples, the file has {n}")
-    keep = min(n, 4096)
+    for name, x, tensor in zip(spec_names, xs, model.inputs):
+        want_int = "int" in str(tensor.dtype)
+        if x.dtype.kind not in "biuf" or (want_int and x.dtype.kind == "f" and not np.all(np.mod(x, 1) == 0)):
+            raise UsageError(f"--data {path}: input {name!r} expects {tensor.dtype} values but the file holds {x.dtype}")
+    keep = min(n, MAX_DATA_EXAMPLES)
     xs = [x[:keep] for x in xs]
     return Sample(xs, None if y is None else y[:keep], False, f"{keep} examples from {path}")
+
+
+def _from_function(target: str, names: list) -> tuple[dict, np.ndarray | None]:
+    """module:function returning arrays, (x, y), a dict, or a tf.data.Dataset (a bounded sample is taken)."""
+    import importlib
+
+    from kerascheck.errors import UsageError
+
+    module_name, _, func_name = target.partition(":")
+    try:
+        func = getattr(importlib.import_module(module_name), func_name)
+        value = func()
+    except Exception as exc:
+        raise UsageError(f"--data {target}: calling it failed ({type(exc).__name__}: {exc})") from None
+    if hasattr(value, "take") and hasattr(value, "element_spec"):  # a tf.data.Dataset
+        import tensorflow as tf
+
+        first_spec = tf.nest.flatten(value.element_spec)[0]
+        if first_spec.shape.rank and first_spec.shape[0] is None:
+            value = value.unbatch()  # batched: take single examples
+        elements = list(value.take(MAX_DATA_EXAMPLES).as_numpy_iterator())
+        if not elements:
+            raise UsageError(f"--data {target}: the dataset is empty")
+        stacked = tf.nest.map_structure(lambda *parts: np.stack(parts), *elements)
+        value = tuple(stacked) if isinstance(stacked, (tuple, list)) and len(stacked) == 2 else stacked
+    if isinstance(value, tuple) and len(value) == 2:
+        x, y = value
+    elif isinstance(value, dict):
+        y = value.get("y")
+        return {k: np.asarray(v) for k, v in value.items() if k != "y"}, (None if y is None else np.asarray(y))
+    else:
+        x, y = value, None
+    if isinstance(x, dict):
+        arrays = {f"x_{k}": np.asarray(v) for k, v in x.items()}
+    elif isinstance(x, (list, tuple)):
+        arrays = {f"x_{n}": np.asarray(v) for n, v in zip(names, x)}
+    else:
+        arrays = {"x": np.asarray(x)}
+    return arrays, (None if y is None else np.asarray(y))
 
 
 # ---------------------------------------------------------------- training

@@ -105,3 +105,41 @@ def test_probes_are_deterministic_and_never_touch_the_file(tmp_path):
     assert first == second and first
     assert hashlib.sha256(path.read_bytes()).hexdigest() == before
     assert sorted(os.listdir(tmp_path)) == listing
+
+
+DATA_MODULE = textwrap.dedent('''
+    import numpy as np
+    import tensorflow as tf
+
+
+    def arrays():
+        rng = np.random.default_rng(0)
+        return rng.standard_normal((40, 16)).astype("float32"), rng.integers(0, 4, 40)
+
+
+    def dataset():
+        x, y = arrays()
+        return tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
+
+
+    def wrong_dtype():
+        return np.array([["a"] * 16] * 20), np.zeros(20)
+''')
+
+
+@pytest.mark.parametrize("function", ["arrays", "dataset"])
+def test_data_from_a_function_returning_arrays_or_a_dataset(tmp_path, function):
+    (tmp_path / "kc_user_data.py").write_text(DATA_MODULE)
+    proc = kerascheck("--select", "KC6", "--data", f"kc_user_data:{function}",
+                      os.path.join(EXAMPLES, "double_softmax.keras"), env={"PYTHONPATH": str(tmp_path)})
+    assert proc.returncode in (0, 1), proc.stderr
+    assert f"over 40 examples from kc_user_data:{function}" in " ".join(proc.stdout.split())
+
+
+def test_data_of_the_wrong_type_is_one_line(tmp_path):
+    (tmp_path / "kc_user_data.py").write_text(DATA_MODULE)
+    proc = kerascheck("--select", "KC6", "--data", "kc_user_data:wrong_dtype",
+                      os.path.join(EXAMPLES, "double_softmax.keras"), env={"PYTHONPATH": str(tmp_path)})
+    assert proc.returncode == 2
+    (line,) = proc.stderr.strip().splitlines()
+    assert "input 'input_layer' expects float32 values but the file holds <U1" in line
