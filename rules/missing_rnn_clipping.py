@@ -12,6 +12,9 @@ step, so a few batches produce gradients orders of magnitude larger than the res
 far away and the loss turns to NaN "for no reason" hours into training. Clipping
 the global L2 norm of the gradient keeps its direction and bounds its size.
 
+When the probes run, the finding also carries the gradient norms of the probe
+training and the share of steps that spiked.
+
 ## How to fix
 Compile with `global_clipnorm` (clips all gradients together, keeping their
 relative sizes); 1.0 is a common start, then look at the gradient norms.
@@ -31,7 +34,7 @@ clipping and says so at info severity.
 from kerascheck.rule import Rule
 from kerascheck.topology import RECURRENT_CLASSES, inner_classes
 
-RULE = Rule(name="missing-rnn-clipping", code="KC201", severity="warning", tier="spec")
+RULE = Rule(name="missing-rnn-clipping", code="KC201", severity="warning", tier="spec", needs=("train",))
 
 
 def recurrent_layers(spec):
@@ -60,6 +63,21 @@ def _optimizer_snippet(opt) -> str:
     return f"model.compile(optimizer=keras.optimizers.{cls}({lr}global_clipnorm=1.0), loss=...)"
 
 
+def _probe_evidence(facts) -> tuple[str, dict]:
+    """When the probes ran: how spiky the gradients were, as evidence for the missing clipping."""
+    from kerascheck.gradients import gradient_run, spikes
+
+    probe = facts.probe
+    run = gradient_run(probe) if probe is not None else None
+    if run is None or run.steps_done < 10:
+        return "", {}
+    share, peak = spikes(run)
+    note = (f" In {run.steps_done} probe steps {share:.0%} had a global gradient norm over 10x the median "
+            f"(peak {peak:.3g}x){' on synthetic data' if probe.synthetic else ''}.")
+    return note, {"spike_share": share, "max_over_median": peak, "global_norms": run.global_norms,
+                  "probe_learning_rate": run.learning_rate, "device": probe.device}
+
+
 def check(facts):
     spec = facts.spec
     found = list(recurrent_layers(spec))
@@ -68,6 +86,7 @@ def check(facts):
     opt = spec.compile.optimizer if spec.compile is not None else None
     if opt is not None and opt.clipped:
         return
+    note, gradients = _probe_evidence(facts)
     for layer, cls, inner in found:
         what = f"{cls} layer '{layer.qualname}'" if inner is None else (
             f"{layer.class_name} layer '{layer.qualname}' (wrapping {cls} '{inner}')")
@@ -85,8 +104,8 @@ def check(facts):
         yield RULE.finding(
             layer=layer.qualname,
             message=f"{what} is trained by {opt.class_name} without gradient clipping: clipnorm, "
-                    "global_clipnorm and clipvalue are all unset.",
+                    "global_clipnorm and clipvalue are all unset." + note,
             fix="Clip the global gradient norm: " + _optimizer_snippet(opt),
             evidence={"recurrent_class": cls, "optimizer": opt.class_name,
-                      "clipnorm": None, "global_clipnorm": None, "clipvalue": None},
+                      "clipnorm": None, "global_clipnorm": None, "clipvalue": None, **gradients},
         )

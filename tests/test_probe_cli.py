@@ -143,3 +143,42 @@ def test_data_of_the_wrong_type_is_one_line(tmp_path):
     assert proc.returncode == 2
     (line,) = proc.stderr.strip().splitlines()
     assert "input 'input_layer' expects float32 values but the file holds <U1" in line
+
+
+def test_a_tight_budget_is_reported_not_hidden(tmp_path):
+    model = keras.Sequential([keras.Input((1024,))] + [keras.layers.Dense(1024, activation="relu")
+                                                       for _ in range(4)] + [keras.layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    model.save(tmp_path / "big.keras")
+    proc = kerascheck("--budget", "1", "--select", "KC6,KC1", str(tmp_path / "big.keras"))
+    text = " ".join(proc.stdout.split())
+    assert "the time budget cut: training at the configured rate stopped after" in text, text
+
+
+def test_uncompiled_model_says_which_defaults_the_probes_used(tmp_path):
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(16, activation="relu"),
+                              keras.layers.Dense(3, activation="softmax")])
+    model.save(tmp_path / "bare.keras")
+    proc = kerascheck("--select", "KC6", str(tmp_path / "bare.keras"))
+    text = " ".join(proc.stdout.split())
+    assert ("assumed loss sparse_categorical_crossentropy (the file has no saved loss), optimizer "
+            "Adam(learning_rate=0.001) (the file has no saved optimizer)") in text
+
+
+def test_several_inputs_take_x_by_input_name(tmp_path):
+    a, b = keras.Input((4,), name="a"), keras.Input((3,), name="b")
+    x = keras.layers.Concatenate()([keras.layers.Dense(32, activation="relu")(a),
+                                    keras.layers.Dense(32, activation="relu")(b)])
+    model = keras.Model([a, b], keras.layers.Dense(1)(x))
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse")
+    model.save(tmp_path / "two.keras")
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "two.npz", x_a=rng.standard_normal((30, 4)), x_b=rng.standard_normal((30, 3)),
+             y=rng.standard_normal((30, 1)))
+    proc = kerascheck("--select", "KC6", "--data", str(tmp_path / "two.npz"), str(tmp_path / "two.keras"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"over 30 examples from {tmp_path / 'two.npz'}" in " ".join(proc.stdout.split())
+    np.savez(tmp_path / "wrong.npz", x=rng.standard_normal((30, 4)))
+    proc = kerascheck("--select", "KC6", "--data", str(tmp_path / "wrong.npz"), str(tmp_path / "two.keras"))
+    assert proc.returncode == 2
+    assert "the model has 2 inputs, so the file needs arrays x_a, x_b; missing x_a" in proc.stderr
