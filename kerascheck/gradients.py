@@ -15,11 +15,15 @@ def gradient_run(probe):
 
 
 def layer_rms(probe, run) -> dict[str, float]:
-    """Median over steps of each weighted layer's root-mean-square gradient, input to output."""
+    """Median over steps of each layer's root-mean-square kernel gradient, input to output.
+
+    Kernels only: a bias gradient is the upstream error itself, whatever the layer
+    does, and would hide how the gradient changes from layer to layer.
+    """
     out = {}
     for name in probe.layer_order:
-        norms = [n for n in run.layer_norms.get(name, []) if math.isfinite(n)]
-        params = max(probe.layer_params.get(name, 1), 1)
+        norms = [n for n in run.kernel_norms.get(name, []) if math.isfinite(n)]
+        params = max(probe.kernel_params.get(name, 1), 1)
         if norms:
             out[name] = float(np.median(norms)) / math.sqrt(params)
     return out

@@ -35,6 +35,7 @@ class TrainRun:
     losses: list = field(default_factory=list)
     global_norms: list = field(default_factory=list)
     layer_norms: dict = field(default_factory=dict)  # layer -> gradient L2 norm per step
+    kernel_norms: dict = field(default_factory=dict)  # layer -> gradient L2 norm of its kernels per step
     update_ratios: dict = field(default_factory=dict)  # layer -> ||kernel update|| / ||kernel|| per step
     diverged_at: int | None = None  # first step whose loss or weights were non-finite or exploded
     why: str | None = None  # "nan" or "explosion"
@@ -66,6 +67,7 @@ class ProbeResults:
     batch: dict | None = None
     activations: dict | None = None  # None when no per-layer outputs could be observed
     layer_params: dict = field(default_factory=dict)  # layer -> trainable parameter count
+    kernel_params: dict = field(default_factory=dict)  # layer -> parameters in its kernels
     layer_order: list = field(default_factory=list)  # weighted layers, input to output
     seconds: float = 0.0
     cut: list = field(default_factory=list)  # probes the budget shortened or skipped
@@ -386,11 +388,16 @@ class Trainer:
             norms = np.asarray(norms, dtype=np.float64)
             run.losses.append(loss)
             per_layer: dict = {}
+            per_kernel: dict = {}
             for v, n in zip(self.vars, norms):
                 name = self.owner.get(id(v), "?")
                 per_layer[name] = per_layer.get(name, 0.0) + float(n) ** 2
+                if len(v.shape) >= 2:
+                    per_kernel[name] = per_kernel.get(name, 0.0) + float(n) ** 2
             for name in self.layers:
                 run.layer_norms[name].append(math.sqrt(per_layer.get(name, 0.0)))
+            for name, sq in per_kernel.items():
+                run.kernel_norms.setdefault(name, []).append(math.sqrt(sq))
             run.global_norms.append(float(np.sqrt(np.sum(norms ** 2))))
             for name, r in zip(self.kernel_owners, np.asarray(ratios, dtype=np.float64)):
                 run.update_ratios.setdefault(name, []).append(float(r))
@@ -471,6 +478,8 @@ def run_probes(model, spec, options: Options, want: set) -> ProbeResults:
     for v in trainer.vars:
         name = trainer.owner.get(id(v), "?")
         results.layer_params[name] = results.layer_params.get(name, 0) + int(np.prod(v.shape))
+        if len(v.shape) >= 2:
+            results.kernel_params[name] = results.kernel_params.get(name, 0) + int(np.prod(v.shape))
 
     def share(fraction):
         return min(deadline, time.monotonic() + fraction * options.budget)

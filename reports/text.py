@@ -17,6 +17,12 @@ def render_text(report, color: bool = False, width: int = 100) -> str:
         return click.style(text, **kw) if color else text
 
     lines: list[str] = []
+    # A skip every file shares (a rule that needs --data, say) is said once, at the end.
+    shared = None
+    for model in report.models:
+        pairs = {(s["rule"], s["reason"]) for s in model.skipped}
+        shared = pairs if shared is None else shared & pairs
+    shared = shared if len(report.models) > 1 else set()
     wrap = lambda text, indent: textwrap.fill(text, width=width, initial_indent=indent,
                                               subsequent_indent=indent, break_on_hyphens=False,
                                               break_long_words=False)
@@ -49,12 +55,18 @@ def render_text(report, color: bool = False, width: int = 100) -> str:
             lines.append(f"      fix: {f.fix}")
         by_reason: dict[str, list[str]] = {}
         for s in model.skipped:
-            by_reason.setdefault(s["reason"], []).append(s["rule"])
+            if (s["rule"], s["reason"]) not in shared:
+                by_reason.setdefault(s["reason"], []).append(s["rule"])
         for reason, names in by_reason.items():
             lines.append(wrap(style(f"skipped {', '.join(names)}: {reason}", dim=True), "  "))
         if not model.errors and not model.findings:
             lines.append("  " + style("no problems found", fg="green"))
         lines.append("")
+    by_reason = {}
+    for rule, reason in sorted(shared or ()):
+        by_reason.setdefault(reason, []).append(rule)
+    for reason, names in by_reason.items():
+        lines.append(wrap(style(f"skipped {', '.join(names)} in every file: {reason}", dim=True), ""))
     counts = {sev: sum(1 for f in report.findings if f.severity == sev) for sev in COLOURS}
     total = sum(counts.values())
     failed = sum(1 for m in report.models if m.errors)

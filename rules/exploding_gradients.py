@@ -3,7 +3,7 @@
 ## What it does
 Records each weighted layer's gradient norm at every step of the 100-step probe
 training (at the configured rate, or at the stable rate the sweep found) and
-flags the model when the root-mean-square gradient of the first weighted layer
+flags the model when the root-mean-square kernel gradient of the first weighted layer
 is over 1000x that of the last, or when more than 5% of steps have a global
 gradient norm over 10x the median.
 

@@ -40,10 +40,10 @@ LIMIT = 10.0
 
 def check(facts):
     probe = facts.probe
+    if probe.task != "regression":
+        return  # class labels have no scale to get wrong
     if probe.synthetic or probe.target_stats is None:
         raise Skip("needs --data with targets (y); synthetic targets say nothing about yours")
-    if probe.task != "regression":
-        return
     spec = facts.spec
     act, _, where = graph_of(spec).output_activation(spec.outputs[0]) if spec.outputs else ("linear", None, None)
     if act != "linear":

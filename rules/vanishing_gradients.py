@@ -2,7 +2,7 @@
 
 ## What it does
 From the per-layer gradient norms of the 100-step probe training, flags the
-model when the root-mean-square gradient of the first weighted layer is less
+model when the root-mean-square kernel gradient of the first weighted layer is less
 than 1/1000 of the last weighted layer's.
 
 ## Why is this bad?
@@ -45,8 +45,9 @@ def check(facts):
     yield RULE.finding(
         layer=first,
         message=f"The RMS gradient of the first weighted layer '{first}' is "
-                f"{'exactly zero' if ratio == 0 else f'1/{1 / ratio:.3g}'} of the last layer's, '{last}' "
-                f"({rms[first]:.3g} vs {rms[last]:.3g}), over probe training at learning rate "
+                + (f"exactly zero, against {rms[last]:.3g} for the last layer '{last}'," if ratio == 0 else
+                   f"1/{1 / ratio:.3g} of the last layer's, '{last}' ({rms[first]:.3g} vs {rms[last]:.3g}),")
+                + f" over probe training at learning rate "
                 f"{run.learning_rate:.3g}{data_note(probe)}: the early layers barely learn.",
         fix="Use keras.layers.Dense(..., activation='relu', kernel_initializer='he_normal') and add "
             "keras.layers.BatchNormalization() or residual connections between deep blocks.",
