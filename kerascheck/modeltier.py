@@ -122,6 +122,12 @@ def load_model(spec, options: Options):
     import keras
 
     custom = import_custom_objects(options.custom_objects)
+    foreign = _unsupplied_references(spec, custom) if not options.unsafe else []
+    if foreign:
+        module, name = foreign[0]
+        raise InputError(f"needs the custom class {name!r} to load (the file says it comes from module {module!r}); "
+                         "kerascheck never imports a module a file names: pass its code with --custom-objects "
+                         "FILE.py (or a module name)")
     try:
         return keras.models.load_model(spec.path, custom_objects=custom, compile=False,
                                        safe_mode=not options.unsafe)
@@ -139,16 +145,62 @@ def load_model(spec, options: Options):
         raise TierUnavailable(f"Keras could not load the model: {text[:300]}") from None
 
 
+def _unsupplied_references(spec, custom: dict) -> list[tuple[str, str]]:
+    """(module, name) of config entries naming code outside Keras that the user did not supply.
+
+    Keras would import those modules while deserializing, before any check of its own.
+    """
+    import keras
+
+    allowed = set(custom)
+    for obj in custom.values():
+        try:
+            allowed.add(keras.saving.get_registered_name(obj))
+        except Exception:
+            pass
+    found = []
+    stack = [spec.config]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            module, cls = node.get("module"), node.get("class_name")
+            if isinstance(module, str) and isinstance(cls, str) and module.split(".")[0] not in ("keras", "tf_keras"):
+                name = node.get("config") if cls == "function" and isinstance(node.get("config"), str) else cls
+                registered = node.get("registered_name")
+                if name not in allowed and registered not in allowed and not _registered(registered):
+                    found.append((module, name))
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return found
+
+
+def _registered(name) -> bool:
+    """Whether code already imported (the user's --custom-objects, or the calling program) registered it."""
+    if not isinstance(name, str):
+        return False
+    import keras
+
+    try:
+        return keras.saving.get_registered_object(name) is not None
+    except Exception:
+        return False
+
+
 def _refuse_before_loading(spec, options: Options) -> str | None:
-    """Reasons not to hand the file to Keras at all, decided from the config alone."""
+    """Reasons not to hand the file to Keras at all, decided from the config alone.
+
+    The same checks as the unsafe-code rule: anything it reports as an error, or
+    under a CVE, keeps the file away from Keras's loader unless --unsafe.
+    """
     if options.unsafe:
         return None
-    from kerascheck.rules.unsafe_code import DANGEROUS_MODULES
+    from kerascheck.rule import Facts
+    from kerascheck.rules import unsafe_code
 
-    for layer in spec.layers:
-        if layer.class_name.split(">")[-1] in ("Lambda", "TFSMLayer", "TorchModuleWrapper"):
-            return (f"layer '{layer.qualname}' is a {layer.class_name.split('>')[-1]}, which would run code from "
-                    "the file; rerun with --unsafe only if you trust the file")
-        if layer.module and layer.module.split(".")[0] in DANGEROUS_MODULES:
-            return f"layer '{layer.qualname}' names module {layer.module!r}; rerun with --unsafe only if you trust the file"
+    for finding in unsafe_code.check(Facts(spec=spec)):
+        if finding.severity == "error" or finding.evidence.get("cve"):
+            where = f"layer '{finding.layer}': " if finding.layer else ""
+            return (f"{where}{finding.message.rstrip('.')}; kerascheck will not load it "
+                    "(rerun with --unsafe only if you trust the file)")
     return None

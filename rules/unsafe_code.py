@@ -12,6 +12,11 @@ Reads the config without loading anything and reports:
   `TorchModuleWrapper` (unpickles a torch module: CVE-2025-49655) — error;
 * lookup layers whose vocabulary is a file path or URL (reads local files:
   CVE-2025-12058) — warning;
+* Keras functions that are gadgets when a config names them: `get_file`
+  (downloads or reads a path: CVE-2025-8747) and `enable_unsafe_deserialization`
+  (switches safe mode off mid-load: CVE-2025-9906) — error;
+* layer names with path separators or `..`, which Keras never writes and which
+  can steer file writes outside their folder (CVE-2026-12479) — error;
 * archive members Keras never writes — warning;
 * custom classes the file needs, with the module they claim to come from — info.
 
@@ -56,6 +61,15 @@ DANGEROUS_MODULES = {
 DANGEROUS_BUILTINS = {"eval", "exec", "compile", "open", "__import__", "getattr", "setattr", "delattr",
                       "globals", "locals", "vars", "input", "breakpoint", "exit", "quit"}
 LOOKUP_LAYERS = {"StringLookup", "IntegerLookup", "TextVectorization"}
+# Keras's own functions that do harm when a config names them.
+KERAS_GADGETS = {
+    "get_file": ("downloads a URL or reads a local path when the model loads", "CVE-2025-8747"),
+    "enable_unsafe_deserialization": ("turns safe mode off in the middle of loading", "CVE-2025-9906"),
+}
+
+
+def _bad_name(name) -> bool:
+    return isinstance(name, str) and ("/" in name or "\\" in name or ".." in name or "\x00" in name)
 
 
 def check(facts):
@@ -64,6 +78,15 @@ def check(facts):
     for layer in spec.layers:
         cls = layer.class_name
         plain = cls.split(">")[-1]
+        if _bad_name(layer.name) or _bad_name(layer.config.get("name")):
+            yield RULE.finding(
+                layer=layer.qualname,
+                message=f"Layer name {layer.name!r} holds path separators or '..', which Keras never writes; "
+                        "a loader that builds file paths from layer names can be steered outside its folder "
+                        "(CVE-2026-12479).",
+                fix="Do not load this file; re-save the model from code you trust.",
+                evidence={"name": layer.name, "cve": "CVE-2026-12479"},
+            )
         if plain == "Lambda":
             yield from _lambda(layer)
         elif plain == "TFSMLayer":
@@ -73,7 +96,7 @@ def check(facts):
                         f"the SavedModel at {str(layer.config.get('filepath'))!r} (CVE-2026-1462).",
                 fix="Rebuild the model from Keras layers and save it as .keras; never load a TFSMLayer "
                     "from a file you did not make.",
-                evidence={"filepath": layer.config.get("filepath")},
+                evidence={"filepath": layer.config.get("filepath"), "cve": "CVE-2026-1462"},
             )
         elif plain == "TorchModuleWrapper":
             yield RULE.finding(
@@ -81,6 +104,7 @@ def check(facts):
                 message=f"Layer '{layer.qualname}' is a TorchModuleWrapper whose module is unpickled on "
                         "load, which can run arbitrary code (CVE-2025-49655).",
                 fix="Re-implement the torch module as Keras layers, or load the file only if you made it.",
+                evidence={"cve": "CVE-2025-49655"},
             )
         elif plain in LOOKUP_LAYERS and isinstance(layer.config.get("vocabulary"), str):
             yield RULE.finding(
@@ -91,7 +115,7 @@ def check(facts):
                         "(CVE-2025-12058).",
                 fix="Pass the vocabulary as a list before saving so it travels inside the archive: "
                     f"keras.layers.{plain}(vocabulary=[...]).",
-                evidence={"vocabulary": layer.config["vocabulary"]},
+                evidence={"vocabulary": layer.config["vocabulary"], "cve": "CVE-2025-12058"},
             )
         if _is_custom(layer):
             entry = custom.setdefault(cls, {"module": layer.module, "registered_name": layer.registered_name,
@@ -150,7 +174,7 @@ def _lambda(layer):
                 "not unmarshal it.",
         fix="Replace the Lambda with a registered custom layer whose code lives in your repository "
             "(@keras.saving.register_keras_serializable()), and re-save the model.",
-        evidence={"bytecode_bytes": size},
+        evidence={"bytecode_bytes": size, "cve": "CVE-2024-3660"},
     )
 
 
@@ -174,7 +198,16 @@ def _named_callables(layer):
                                 "that imports it runs that function (CVE-2025-1550).",
                         fix="Do not load this file; if it is yours, re-save it from code that uses Keras "
                             "or registered functions only.",
-                        evidence={"module": module, "name": target},
+                        evidence={"module": module, "name": target, "cve": "CVE-2025-1550"},
+                    )
+                elif target in KERAS_GADGETS:
+                    what, cve = KERAS_GADGETS[target]
+                    yield RULE.finding(
+                        layer=layer.qualname,
+                        message=f"Layer '{layer.qualname}' names {module}.{target} in its config, which "
+                                f"{what} ({cve}).",
+                        fix="Do not load this file; re-save the model from code you trust.",
+                        evidence={"module": module, "name": target, "cve": cve},
                     )
             stack.extend(node.values())
         elif isinstance(node, list):

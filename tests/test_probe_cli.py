@@ -46,7 +46,7 @@ def test_missing_custom_class_is_exit_2_with_the_flag_to_use_and_static_findings
     proc = kerascheck("--format", "json", path)
     assert proc.returncode == 2
     (line,) = proc.stderr.strip().splitlines()
-    assert "needs the custom class 'kcuser>Twice' to load" in line or "needs the custom class 'Twice' to load" in line
+    assert "needs the custom class 'Twice' to load (the file says it comes from module 'kc_user_layers')" in line
     assert "pass its code with --custom-objects" in line and "Traceback" not in proc.stderr
     (model,) = json.loads(proc.stdout)["models"]
     assert {f["rule"] for f in model["findings"]} >= {"no-lr-schedule", "unsafe-code"}
