@@ -13,6 +13,31 @@ FAIL_ON = ("error", "warning", "info")
 FORMATS = ("text", "json")
 
 
+def _check_gpu() -> None:
+    """--device gpu without a GPU is a usage error, found before any file is read.
+
+    Asked in a throwaway process: importing TensorFlow here would force the workers
+    to start slowly (spawn), and this process must stay free of it.
+    """
+    import subprocess
+
+    code = ("import os; os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3'); import tensorflow as tf; "
+            "print(len(tf.config.list_physical_devices('GPU')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip()
+    if out in ("", "0"):
+        raise UsageError("--device gpu was given but TensorFlow sees no GPU (use --device auto or cpu)")
+
+
+def _number(config: dict, key: str, cast, default):
+    """A numeric setting from the config file, or the default; a bad value is a usage error."""
+    if key not in config:
+        return default
+    try:
+        return cast(config[key])
+    except (TypeError, ValueError):
+        raise UsageError(f"{key} in the kerascheck configuration must be a number, not {config[key]!r}") from None
+
+
 def _split(values) -> list[str]:
     return [v.strip() for value in values or () for v in value.split(",") if v.strip()]
 
@@ -41,11 +66,19 @@ def _split(values) -> list[str]:
 @click.option("--device", type=click.Choice(("auto", "cpu", "gpu")), default=None,
               help="Where the probes run; auto takes a GPU when TensorFlow sees one.  [default: auto]")
 @click.option("--seed", type=int, default=None, help="Seed for synthetic data and probe training.  [default: 0]")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
+              help="Check this many files in parallel, each in its own worker process.  [default: 1]")
+@click.option("--timeout", type=click.FloatRange(min=1), default=None, metavar="SECONDS",
+              help="Stop checking a file after this long (exit 2 for that file).  "
+                   "[default: 600, or 60 with --static]")
+@click.option("--max-memory", "max_memory", type=click.IntRange(min=256), default=None, metavar="MB",
+              help="Stop checking a file whose worker uses more memory than this.  "
+                   "[default: 3/4 of RAM over --jobs, at most 8192]")
 @click.option("--list-rules", is_flag=True, help="List the rules and exit.")
 @click.option("--explain", metavar="RULE", help="Print a rule's documentation and exit.")
 @click.version_option(__version__, "--version", prog_name="kerascheck")
 def cli(paths, select, ignore, fail_on, fmt, output, static, data, custom_objects, unsafe, budget, device, seed,
-        list_rules, explain):
+        jobs, timeout, max_memory, list_rules, explain):
     """Check saved Keras models (.keras, .h5, or folders of them) for reasons they will not train well.
 
     Exit status: 0 nothing at or above --fail-on, 1 findings, 2 a file could not be
@@ -89,20 +122,23 @@ def cli(paths, select, ignore, fail_on, fmt, output, static, data, custom_object
         custom_objects=tuple(custom_objects) or tuple(config.get("custom-objects", ())),
         unsafe=unsafe,
         data=data,
-        budget=budget if budget is not None else float(config.get("budget", 60)),
+        budget=budget if budget is not None else _number(config, "budget", float, 60.0),
         device=device or config.get("device", "auto"),
-        seed=seed if seed is not None else int(config.get("seed", 0)),
+        seed=seed if seed is not None else _number(config, "seed", int, 0),
         progress=sys.stderr.isatty() and fmt == "text" and output is None,
     )
     if unsafe:
         click.echo("kerascheck: warning: --unsafe lets code inside the model files run when Keras loads them; "
                    "use it only on files you trust", err=True)
     if options.device == "gpu" and not static:
-        from kerascheck.modeltier import setup_backend
+        _check_gpu()
+    from kerascheck.isolation import Limits, default_memory_mb
 
-        setup_backend(options)
+    jobs = jobs or _number(config, "jobs", int, 1)
+    limits = Limits(timeout=timeout or _number(config, "timeout", float, 60.0 if static else 600.0),
+                    memory_mb=max_memory or _number(config, "max-memory", int, default_memory_mb(jobs)), jobs=jobs)
     rules = select_rules(select, ignore)
-    report = check_paths(list(paths), rules, static=static, options=options)
+    report = check_paths(list(paths), rules, static=static, options=options, limits=limits)
     if not report.models:
         click.echo(f"kerascheck: warning: no .keras, .h5 or .hdf5 files found under {', '.join(paths)}", err=True)
     for model in report.models:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import importlib
 import os
 import pkgutil
+import sys
 import traceback
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -253,8 +254,30 @@ def _run_rule(rule: Rule, facts: Facts, result: ModelResult) -> None:
         })
 
 
-def check_paths(paths: Sequence[str], rules: Sequence[Rule], static: bool = False, options=None) -> Report:
-    return Report(models=[check_file(p, rules, static, options) for p in expand_paths(paths)], rules=list(rules))
+def needs_loading(rules: Sequence[Rule], static: bool, options=None) -> bool:
+    """Whether any selected rule will make kerascheck load the model with Keras."""
+    if static:
+        return False
+    data = bool(options and options.data)
+    return any(r.tier != "spec" or (r.needs and (set(r.needs) != {"data"} or data)) for r in rules)
+
+
+def check_paths(paths: Sequence[str], rules: Sequence[Rule], static: bool = False, options=None,
+                limits=None) -> Report:
+    """Check every model under `paths`.
+
+    With `limits`, each file is checked in a worker process with a timeout and a
+    memory limit (kerascheck.isolation); without, in this process (the Python API,
+    where the caller's registered classes must be visible).
+    """
+    files = expand_paths(paths)
+    if limits is not None and files:
+        from kerascheck.isolation import check_isolated
+
+        method = "spawn" if needs_loading(rules, static, options) or "tensorflow" in sys.modules else "fork"
+        return Report(models=check_isolated(files, list(rules), static, options, limits, method),
+                      rules=list(rules))
+    return Report(models=[check_file(p, rules, static, options) for p in files], rules=list(rules))
 
 
 __all__ = ["TIERS", "Report", "ModelResult", "all_rules", "select_rules", "check_paths", "check_file", "expand_paths"]

@@ -60,6 +60,11 @@ _NUMERIC_KINDS = "fiub"
 # --------------------------------------------------------------------------- entry
 
 
+# What h5py, zipfile and json raise on corrupt structures they do not check themselves.
+_CORRUPT = (OSError, KeyError, ValueError, RuntimeError, TypeError, IndexError, AttributeError, EOFError,
+            OverflowError, UnicodeError, struct.error, zipfile.BadZipFile, RecursionError)
+
+
 @contextlib.contextmanager
 def open_spec(path: str) -> Iterator[ModelSpec]:
     """Yield the ModelSpec of the model at `path`; weights stay readable inside the block.
@@ -67,7 +72,17 @@ def open_spec(path: str) -> Iterator[ModelSpec]:
     Raises InputError with a one-line message for anything that cannot be read.
     """
     with contextlib.ExitStack() as stack:
-        yield _read(path, stack)
+        try:
+            spec = _read(path, stack)
+        except InputError:
+            raise
+        except _CORRUPT as exc:
+            # The libraries below meet corruption deep inside their own code; the
+            # file is what is wrong, and the user gets one line, not a traceback.
+            if os.environ.get("KERASCHECK_DEBUG"):
+                raise
+            raise InputError(f"is corrupt ({type(exc).__name__}: {_short(exc)})") from None
+        yield spec
 
 
 def sniff_format(path: str) -> str:

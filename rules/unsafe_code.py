@@ -158,11 +158,14 @@ def _lambda(layer):
     fn = cfg.get("function")
     code = None
     if isinstance(fn, dict) and fn.get("class_name") == "__lambda__":
-        code = (fn.get("config") or {}).get("code")
+        inner = fn.get("config")
+        code = inner.get("code") if isinstance(inner, dict) else inner
     elif cfg.get("function_type") == "lambda":
         code = fn[0] if isinstance(fn, (list, tuple)) and fn else fn
-    if not isinstance(code, str):
+    else:
         return
+    if not isinstance(code, str):
+        code = ""  # malformed, but still a Lambda that claims to carry code
     try:
         size = len(base64.b64decode(code.encode("ascii"), validate=False))
     except (binascii.Error, ValueError, UnicodeEncodeError):

@@ -1,0 +1,174 @@
+"""Structure-aware mutations of real model files, shared by tests/test_fuzz.py and bench/fuzz.py.
+
+Three families: raw bytes of a .keras archive (flips, cuts, junk), its config.json
+(keys removed, values replaced by arbitrary JSON, layers duplicated), and its
+weights HDF5 (datasets reshaped, retyped, removed, turned into links).
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+import zipfile
+from collections import Counter
+
+import h5py
+import numpy as np
+from hypothesis import strategies as st
+
+import multiprocessing
+
+from kerascheck.engine import select_rules
+from kerascheck.isolation import Limits, Worker
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SEEDS = [os.path.join(ROOT, "examples", name) for name in
+         ("double_softmax.keras", "rnn_without_clipping.keras", "bad_init.keras", "lambda_layer.keras")]
+H5_SEEDS = [os.path.join(ROOT, "examples", "legacy_logits.h5")]
+RULES = None
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-2**40, 2**40) | st.floats(allow_nan=True) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    max_leaves=12,
+)
+
+
+class Outcomes(Counter):
+    """clean / rejected (one-line exit 2) / stopped (timeout, exit 2) / crashed: crashes are bugs."""
+
+
+LIMITS = Limits(timeout=10.0, memory_mb=2048)
+_worker: Worker | None = None
+
+
+def check_bytes(data: bytes, suffix: str, outcomes: Outcomes | None = None) -> str:
+    """Write `data` to a file, check it with every static rule in a worker process, classify the outcome.
+
+    The worker has the CLI's guards (HDF5's C library can loop forever on some corrupt
+    files; that must cost one file, never the run): a stopped check is "stopped".
+    """
+    global RULES, _worker
+    if RULES is None:
+        RULES = [r.name for r in select_rules() if r.tier == "spec"]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "fuzzed" + suffix)
+        with open(path, "wb") as fh:
+            fh.write(data)
+        if _worker is None:
+            _worker = Worker(multiprocessing.get_context("spawn"), RULES, True, None)
+        result = _worker.check(path, LIMITS)
+    if result is None:
+        _worker = None
+        outcome = "stopped"
+    else:
+        for err in result.errors:
+            message = err["message"]
+            if "internal error" in message or "\n" in message or not message:
+                raise AssertionError(f"not a clean rejection: {message!r}")
+        outcome = "rejected" if result.errors else "clean"
+    if outcomes is not None:
+        outcomes[outcome] += 1
+    return outcome
+
+
+def _members(path):
+    with zipfile.ZipFile(path) as zf:
+        return [(i.filename, zf.read(i)) for i in zf.infolist()]
+
+
+def _zip(members) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in members:
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+@st.composite
+def byte_mutations(draw):
+    data = bytearray(open(draw(st.sampled_from(SEEDS + H5_SEEDS)), "rb").read())
+    for _ in range(draw(st.integers(1, 6))):
+        kind = draw(st.sampled_from(["flip", "cut", "junk", "zero"]))
+        at = draw(st.integers(0, max(len(data) - 1, 0)))
+        if kind == "flip":
+            data[at] ^= 1 << draw(st.integers(0, 7))
+        elif kind == "cut":
+            del data[at:]
+        elif kind == "junk":
+            data[at:at] = draw(st.binary(min_size=1, max_size=64))
+        else:
+            data[at:at + 64] = bytes(len(data[at:at + 64]))
+        if not data:
+            break
+    return bytes(data)
+
+
+def _paths(node, prefix=()):
+    yield prefix
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from _paths(v, prefix + (k,))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _paths(v, prefix + (i,))
+
+
+@st.composite
+def config_mutations(draw):
+    seed = draw(st.sampled_from(SEEDS))
+    members = _members(seed)
+    config = json.loads(dict(members)["config.json"])
+    for _ in range(draw(st.integers(1, 4))):
+        paths = [p for p in _paths(config) if p]
+        path = draw(st.sampled_from(paths))
+        parent = config
+        for key in path[:-1]:
+            parent = parent[key]
+        kind = draw(st.sampled_from(["delete", "replace", "duplicate"]))
+        if kind == "delete":
+            del parent[path[-1]]
+        elif kind == "replace":
+            parent[path[-1]] = draw(json_values)
+        elif isinstance(parent, list):
+            parent.insert(path[-1], parent[path[-1]])
+        else:
+            parent[path[-1]] = [parent[path[-1]], parent[path[-1]]]
+    data = json.dumps(config).encode()
+    return _zip([(n, data if n == "config.json" else d) for n, d in members])
+
+
+@st.composite
+def weight_mutations(draw):
+    seed = draw(st.sampled_from(SEEDS[:3]))
+    members = _members(seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        h5path = os.path.join(tmp, "w.h5")
+        with open(h5path, "wb") as fh:
+            fh.write(dict(members)["model.weights.h5"])
+        with h5py.File(h5path, "a") as f:
+            datasets = []
+            f.visititems(lambda name, obj: datasets.append(name) if isinstance(obj, h5py.Dataset) else None)
+            for _ in range(draw(st.integers(1, 3))):
+                if not datasets:
+                    break
+                name = draw(st.sampled_from(datasets))
+                kind = draw(st.sampled_from(["reshape", "retype", "delete", "softlink", "attr", "huge"]))
+                del f[name]
+                datasets.remove(name)
+                if kind == "reshape":
+                    shape = tuple(draw(st.lists(st.integers(0, 7), min_size=0, max_size=4)))
+                    f.create_dataset(name, data=np.ones(shape, "float32"))
+                elif kind == "retype":
+                    f.create_dataset(name, data=np.array([b"abc", b"de"]))
+                elif kind == "softlink":
+                    f[name] = h5py.SoftLink("/" + (datasets[0] if datasets else "nowhere"))
+                elif kind == "attr":
+                    f.create_dataset(name, data=np.zeros(3, "float32"))
+                    f[name].attrs["name"] = draw(st.text(st.characters(blacklist_characters="\x00"), max_size=10))
+                elif kind == "huge":
+                    f.create_dataset(name, shape=(draw(st.integers(10**5, 10**7)), 1000), dtype="float32")
+        with open(h5path, "rb") as fh:
+            weights = fh.read()
+    return _zip([(n, weights if n == "model.weights.h5" else d) for n, d in members])
