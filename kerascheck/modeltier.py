@@ -113,6 +113,12 @@ def import_custom_objects(specs: tuple[str, ...]) -> dict:
     return objects
 
 
+# The first Keras release whose loader kerascheck checked for the guards against the
+# CVEs that unsafe-code names (external HDF5 storage, zip bombs, get_file and
+# enable_unsafe_deserialization gadgets, TorchModuleWrapper in safe mode).
+MIN_KERAS = (3, 15)
+
+
 def load_model(spec, options: Options):
     """Load the model at spec.path with Keras; raise TierUnavailable or InputError with the reason."""
     refusal = _refuse_before_loading(spec, options)
@@ -120,6 +126,12 @@ def load_model(spec, options: Options):
         raise TierUnavailable(refusal)
     setup_backend(options)
     import keras
+
+    version = tuple(int(p) for p in re.findall(r"\d+", keras.__version__)[:2])
+    if version < MIN_KERAS and not options.unsafe:
+        raise TierUnavailable(f"Keras {keras.__version__} is older than {'.'.join(map(str, MIN_KERAS))}, the first "
+                              "release kerascheck trusts to load files from elsewhere; upgrade Keras (or pass "
+                              "--unsafe for files you trust)")
 
     custom = import_custom_objects(options.custom_objects)
     foreign = _unsupplied_references(spec, custom) if not options.unsafe else []

@@ -343,7 +343,14 @@ def _weight_ref(ds, name: str, display: str, limit_bytes: int) -> WeightRef:
         except Exception as exc:
             raise InputError(f"weight {ds.name} cannot be read (truncated or corrupt: {_short(exc)})") from None
 
-    return WeightRef(name=name, path=display, shape=shape, dtype=str(dtype), _reader=read)
+    def rows(start: int, stop: int, ds=ds) -> np.ndarray:
+        try:
+            return np.asarray(ds[start:stop])
+        except Exception as exc:
+            raise InputError(f"weight {ds.name} cannot be read (truncated or corrupt: {_short(exc)})") from None
+
+    return WeightRef(name=name, path=display, shape=shape, dtype=str(dtype), _reader=read,
+                     _rows=rows if shape else None)
 
 
 def _read_h5(path: str, stack: contextlib.ExitStack) -> ModelSpec:

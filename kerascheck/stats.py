@@ -73,3 +73,41 @@ def compute_fans(shape: tuple[int, ...]) -> tuple[int, int]:
         return shape[0], shape[1]
     receptive = int(np.prod(shape[:-2]))
     return shape[-2] * receptive, shape[-1] * receptive
+
+
+def chunked_stats(chunks) -> TensorStats:
+    """tensor_stats over a tensor read in slices: memory stays at one slice (Chan et al.'s merge)."""
+    size = nonfinite = 0
+    count, mean, m2 = 0, 0.0, 0.0
+    lo, hi = math.inf, -math.inf
+    for chunk in chunks:
+        st = tensor_stats(chunk)
+        size += st.size
+        nonfinite += st.nonfinite
+        n = st.size - st.nonfinite
+        if n == 0:
+            continue
+        delta = st.mean - mean
+        total = count + n
+        mean += delta * n / total
+        m2 += st.std ** 2 * n + delta ** 2 * count * n / total
+        count = total
+        lo, hi = min(lo, st.min), max(hi, st.max)
+    if count == 0:
+        nan = float("nan")
+        return TensorStats(size, nonfinite, nan, nan, nan, nan, nan)
+    return TensorStats(size, nonfinite, mean, math.sqrt(m2 / count), lo, hi, max(abs(lo), abs(hi)))
+
+
+def chunked_histogram(chunks, lo: float, hi: float, bins: int = 30) -> dict:
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return {"counts": [], "edges": []}
+    if lo == hi:
+        lo, hi = lo - 0.5, hi + 0.5
+    counts = np.zeros(bins, dtype=np.int64)
+    edges = None
+    for chunk in chunks:
+        flat = np.asarray(chunk, dtype=np.float32).reshape(-1)
+        c, edges = np.histogram(flat[np.isfinite(flat)], bins=bins, range=(lo, hi))
+        counts += c
+    return {"counts": counts.tolist(), "edges": [float(e) for e in edges] if edges is not None else []}

@@ -45,12 +45,14 @@ known technique; ignore the gamma warning for those layers.
 import numpy as np
 
 from kerascheck.rule import Rule
-from kerascheck.stats import compute_fans, histogram, tensor_stats
+from kerascheck.stats import chunked_histogram, chunked_stats, compute_fans, histogram, tensor_stats
 
 RULE = Rule(name="unhealthy-weights", code="KC401", severity="warning", tier="spec", needs=("train",))
 UPDATE_HIGH = 1e-1
 UPDATE_LOW = 1e-5
 UPDATE_STEPS = 10
+# Tensors above this are read in slices, so memory stays bounded however large the file.
+CHUNK_BYTES = 256 << 20
 
 KERNELS = {"kernel", "depthwise_kernel", "pointwise_kernel"}
 SYMMETRIC = KERNELS | {"recurrent_kernel"}
@@ -66,9 +68,9 @@ def check(facts):
     for layer in facts.spec.layers:
         cls = layer.class_name.split(">")[-1]
         for ref in layer.weights:
-            a = ref.read()
-            if a.dtype.kind not in "fiub":
+            if np.dtype(ref.dtype).kind not in "fiub":
                 continue
+            a = ref.read() if ref.nbytes <= CHUNK_BYTES else _Chunked(ref)
             for finding in _check_tensor(layer, cls, ref, a):
                 flagged.add(finding.layer)
                 yield finding
@@ -107,12 +109,33 @@ def _update_ratios(probe, skip=frozenset()):
         )
 
 
+class _Chunked:
+    """A large tensor seen through slices: statistics and histograms without holding it whole."""
+
+    def __init__(self, ref):
+        self.ref = ref
+
+    def stats(self):
+        return chunked_stats(self.ref.chunks(CHUNK_BYTES))
+
+    def histogram(self, st):
+        return chunked_histogram(self.ref.chunks(CHUNK_BYTES), st.min, st.max)
+
+    def count(self, predicate) -> int:
+        return sum(int(np.count_nonzero(predicate(c))) for c in self.ref.chunks(CHUNK_BYTES))
+
+
+def _count(a, predicate) -> int:
+    return a.count(predicate) if isinstance(a, _Chunked) else int(np.count_nonzero(predicate(a)))
+
+
 def _evidence(ref, a, st, **extra):
-    return {"tensor": ref.path, "shape": list(ref.shape), **st.to_dict(), "histogram": histogram(a), **extra}
+    hist = a.histogram(st) if isinstance(a, _Chunked) else histogram(a)
+    return {"tensor": ref.path, "shape": list(ref.shape), **st.to_dict(), "histogram": hist, **extra}
 
 
 def _check_tensor(layer, cls, ref, a):
-    st = tensor_stats(a)
+    st = a.stats() if isinstance(a, _Chunked) else tensor_stats(a)
     where = f"'{ref.name}' of layer '{layer.qualname}'"
     if st.nonfinite:
         yield RULE.finding(
@@ -136,7 +159,7 @@ def _check_tensor(layer, cls, ref, a):
                 evidence=_evidence(ref, a, st),
             )
             return
-        if name in KERNELS and len(ref.shape) >= 2 and ref.shape[-1] > 1:
+        if name in KERNELS and len(ref.shape) >= 2 and ref.shape[-1] > 1 and not isinstance(a, _Chunked):
             dup = _duplicate_units(a)
             if dup:
                 yield RULE.finding(
@@ -177,8 +200,8 @@ def _check_tensor(layer, cls, ref, a):
                 evidence=_evidence(ref, a, st, expected_std=expected, ratio=1.0 / ratio),
             )
     if cls == "BatchNormalization" and name == "moving_variance":
-        negative = int(np.count_nonzero(a < 0))
-        tiny = int(np.count_nonzero((a >= 0) & (a < TINY_VARIANCE)))
+        negative = _count(a, lambda v: v < 0)
+        tiny = _count(a, lambda v: (v >= 0) & (v < TINY_VARIANCE))
         if negative:
             yield RULE.finding(
                 layer=layer.qualname, severity="error",
@@ -200,7 +223,7 @@ def _check_tensor(layer, cls, ref, a):
                 evidence=_evidence(ref, a, st, tiny_channels=tiny),
             )
     if name == "gamma" and cls in ("BatchNormalization", "LayerNormalization", "GroupNormalization"):
-        tiny = int(np.count_nonzero(np.abs(a) < TINY_GAMMA))
+        tiny = _count(a, lambda v: np.abs(v) < TINY_GAMMA)
         if st.size and tiny * 2 >= st.size:
             yield RULE.finding(
                 layer=layer.qualname,

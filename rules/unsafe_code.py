@@ -29,7 +29,8 @@ therefore run commands on the machine that loads it, CI included.
 ## How to fix
 Replace Lambda layers with registered custom layers whose code lives in your
 repository, load only files you trust with `safe_mode=False`, and keep Keras
-up to date (3.12 or later carries the fixes for the CVEs above).
+up to date (kerascheck loads models only with Keras 3.15 or later, whose loader
+it checked for the fixes to the CVEs above).
 
 ## Example
 ```python
