@@ -34,15 +34,20 @@ BASELINE_RSS = "import numpy, h5py, click, json, zipfile"
 KERAS_LOAD = "import sys, keras; keras.models.load_model(sys.argv[1])"
 
 
-# Peak RSS from the child's own /proc/self/status (VmHWM), read as it exits: getrusage
-# would also count what the process was before exec.
+# Peak RSS from the process's own /proc/self/status (VmHWM), read as it exits, and
+# from its own children: getrusage on the process itself would also count what it
+# was before exec.
 HWM = """
-import atexit, runpy, sys
+import atexit, resource, runpy, sys
 out = sys.argv.pop(1)
 def hwm():
+    own = 0
     for line in open("/proc/self/status"):
         if line.startswith("VmHWM"):
-            open(out, "w").write(line.split()[1])
+            own = int(line.split()[1])
+    # kerascheck's worker processes (waited for by now) count too.
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    open(out, "w").write(str(max(own, children)))
 atexit.register(hwm)
 if sys.argv[1] == "-c":
     code, sys.argv = sys.argv[2], ["-c"] + sys.argv[3:]
@@ -53,12 +58,13 @@ else:
 """
 
 
-def timed(cmd):
+def timed(cmd, env=None):
     """(seconds, peak RSS in MiB) of one fresh process running `python -c CODE ...` or `python -m MOD ...`."""
     out = os.path.join(CACHE, "hwm.txt")
     wrapped = [cmd[0], "-c", HWM, out] + cmd[1:]
     start = time.perf_counter()
-    code = subprocess.run(wrapped, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
+    code = subprocess.run(wrapped, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                          env={**os.environ, **(env or {})}).returncode
     elapsed = time.perf_counter() - start
     if code not in (0, 1):
         raise SystemExit(f"command failed with exit {code}: {' '.join(cmd)}")
@@ -66,8 +72,8 @@ def timed(cmd):
         return elapsed, int(fh.read()) / 1024
 
 
-def median_of(cmd, repeat):
-    runs = [timed(cmd) for _ in range(repeat)]
+def median_of(cmd, repeat, env=None):
+    runs = [timed(cmd, env) for _ in range(repeat)]
     return statistics.median(t for t, _ in runs), max(m for _, m in runs)
 
 
@@ -83,6 +89,22 @@ def build(name, expression):
         code = f"import sys, keras; model = {expression}; model.save(sys.argv[1])"
         subprocess.run([sys.executable, "-c", code, path], check=True, stderr=subprocess.DEVNULL)
     return path
+
+
+def baseline(rev: str) -> str:
+    """An installed copy of kerascheck at `rev` (a folder for PYTHONPATH), built from a git worktree."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    target = os.path.join(CACHE, f"baseline-{rev}")
+    if not os.path.exists(target):
+        tree = os.path.join(CACHE, f"tree-{rev}")
+        subprocess.run(["git", "-C", root, "worktree", "add", "--detach", tree, rev], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+                            "--target", target, tree], check=True)
+        finally:
+            subprocess.run(["git", "-C", root, "worktree", "remove", "--force", tree], check=False)
+    return target
 
 
 def mlp(width):
@@ -101,6 +123,8 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--no-mlp", action="store_true")
+    parser.add_argument("--baseline-rev", metavar="REV",
+                        help="also time (b) for kerascheck as of this git revision, in the same run")
     args = parser.parse_args()
     py = sys.executable
 
@@ -123,6 +147,12 @@ def main():
     print(f"  b/c = {b / c:.2f}   (target <= 0.25)")
     print(f"  RSS of (b) = interpreter with numpy/h5py/click {base_rss:.0f} MiB + {b_rss - base_rss:.0f} MiB; "
           f"largest tensor {big:.1f} MiB; all weights {os.path.getsize(weights_h5) / 2**20:.0f} MiB")
+    if args.baseline_rev:
+        old = baseline(args.baseline_rev)
+        b0, _ = median_of([py, "-m", "kerascheck", "--static", "--format", "json", resnet], args.repeat,
+                          env={"PYTHONPATH": old})
+        b1, _ = median_of([py, "-m", "kerascheck", "--static", "--format", "json", resnet], args.repeat)
+        print(f"  (b) at {args.baseline_rev}: {b0:.2f} s; now {b1:.2f} s; now/then = {b1 / b0:.2f}")
 
     if args.no_mlp:
         return

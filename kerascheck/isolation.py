@@ -10,6 +10,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import time
+from multiprocessing.connection import wait
 from dataclasses import dataclass
 
 from kerascheck.engine import ModelResult, check_file
@@ -155,7 +156,10 @@ def check_isolated(paths: list[str], rules, static: bool, options, limits: Limit
                 elif worker.rss_mb() > limits.memory_mb:
                     fail(worker, f"checking it used more than {limits.memory_mb} MiB of memory (--max-memory) "
                                  "and was stopped")
-            time.sleep(POLL_SECONDS)
+            busy = [w.conn for w in workers if w.task is not None]
+            if busy:
+                # Wake as soon as a result arrives; otherwise look at the clocks and memory again.
+                wait(busy, timeout=POLL_SECONDS)
     finally:
         for worker in workers:
             worker.stop()

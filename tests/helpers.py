@@ -106,3 +106,47 @@ def matches(finding, expect: Expect) -> bool:
     return ((expect.layer == ANY_LAYER or finding.layer == expect.layer) and finding.severity == expect.severity
             and re.search(expect.message, finding.message) is not None
             and not check_evidence(finding.evidence, expect.evidence))
+
+
+def run_measured(args: list, *, cwd=None, env=None, timeout: float = 120, preexec_fn=None):
+    """Run a command, polling /proc for its peak RSS; returns (CompletedProcess-like, peak MiB, seconds).
+
+    With KERASCHECK_CORPUS_LOG set, one line per run is appended there for bench/corpus.py.
+    """
+    import time
+
+    start = time.monotonic()
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd or ROOT,
+                            env={**os.environ, "NO_COLOR": "1", **(env or {})}, preexec_fn=preexec_fn)
+    peak = 0
+    while proc.poll() is None:
+        for pid in [proc.pid] + _children(proc.pid):
+            try:
+                with open(f"/proc/{pid}/status") as fh:
+                    for line in fh:
+                        if line.startswith("VmRSS"):
+                            peak = max(peak, int(line.split()[1]) // 1024)
+            except OSError:
+                pass
+        if time.monotonic() - start > timeout:
+            proc.kill()
+            raise AssertionError(f"{args} did not finish within {timeout} s")
+        time.sleep(0.05)
+    out, err = proc.communicate()
+    seconds = time.monotonic() - start
+    log = os.environ.get("KERASCHECK_CORPUS_LOG")
+    if log:
+        with open(log, "a") as fh:
+            fh.write(json.dumps({"case": os.environ.get("PYTEST_CURRENT_TEST", "?").split(" ")[0],
+                                 "seconds": seconds, "peak_mb": peak, "exit": proc.returncode,
+                                 "traceback": "Traceback" in out + err}) + "\n")
+    return subprocess.CompletedProcess(args, proc.returncode, out, err), peak, seconds
+
+
+def _children(pid: int) -> list:
+    """Worker processes of a kerascheck run (their memory counts too)."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as fh:
+            return [int(p) for p in fh.read().split()]
+    except OSError:
+        return []

@@ -3,7 +3,6 @@ import json
 import os
 import resource
 import struct
-import subprocess
 import sys
 import zipfile
 
@@ -11,7 +10,7 @@ import h5py
 import numpy as np
 import pytest
 
-from helpers import ROOT
+from helpers import ROOT, run_measured
 
 HEALTHY = os.path.join(ROOT, "examples", "healthy.keras")
 LEGACY = os.path.join(ROOT, "examples", "legacy_logits.h5")
@@ -23,11 +22,8 @@ def _limit():
 
 
 def run_static(*paths):
-    proc = subprocess.run(
-        [sys.executable, "-m", "kerascheck", "--static", "--format", "json", *paths],
-        capture_output=True, text=True, cwd=ROOT, timeout=60, preexec_fn=_limit,
-        env={**os.environ, "NO_COLOR": "1"},
-    )
+    proc, _, _ = run_measured([sys.executable, "-m", "kerascheck", "--static", "--format", "json", *paths],
+                              timeout=60, preexec_fn=_limit)
     return proc
 
 

@@ -8,9 +8,7 @@ import base64
 import json
 import os
 import pickle
-import subprocess
 import sys
-import time
 import zipfile
 
 import h5py
@@ -19,34 +17,16 @@ import numpy as np
 import pytest
 from keras import layers
 
-from helpers import ROOT, layer_config, rewrite_archive
+from helpers import layer_config, rewrite_archive, run_measured
 
 MEMORY_CEILING_MB = 3000  # TensorFlow alone takes about 600 MiB
 TIME_CEILING_S = 120
 
 
 def run_guarded(*args, cwd=None, env=None):
-    """Run kerascheck (all tiers); return (process, peak RSS in MiB, seconds), polling /proc as it runs."""
-    start = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "kerascheck", "--format", "json", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd or ROOT,
-                            env={**os.environ, "NO_COLOR": "1", **(env or {})})
-    peak = 0
-    while proc.poll() is None:
-        try:
-            with open(f"/proc/{proc.pid}/status") as fh:
-                for line in fh:
-                    if line.startswith("VmRSS"):
-                        peak = max(peak, int(line.split()[1]) // 1024)
-        except OSError:
-            pass
-        if time.monotonic() - start > TIME_CEILING_S:
-            proc.kill()
-            pytest.fail("kerascheck did not finish in time")
-        time.sleep(0.05)
-    out, err = proc.communicate()
-    proc.stdout, proc.stderr = out, err
-    return proc, peak, time.monotonic() - start
+    """Run kerascheck (all tiers); return (process, peak RSS of it and its workers in MiB, seconds)."""
+    return run_measured([sys.executable, "-m", "kerascheck", "--format", "json", *args], cwd=cwd, env=env,
+                        timeout=TIME_CEILING_S)
 
 
 def assert_contained(proc, peak, seconds, marker=None):
