@@ -10,7 +10,7 @@ from kerascheck import __version__
 from kerascheck.errors import UsageError
 
 FAIL_ON = ("error", "warning", "info")
-FORMATS = ("text", "json")
+FORMATS = ("text", "json", "sarif", "github")
 
 
 def _check_gpu() -> None:

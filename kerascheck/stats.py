@@ -51,14 +51,21 @@ def tensor_stats(a: np.ndarray) -> TensorStats:
     return TensorStats(int(a.size), nonfinite, mean, math.sqrt(max(var, 0.0)), lo, hi, max(abs(lo), abs(hi)))
 
 
+def _bin_range(lo: float, hi: float, bins: int) -> tuple[float, float]:
+    """A range numpy can cut into `bins` finite bins, around [lo, hi]."""
+    width = hi - lo
+    if not width > max(abs(lo), abs(hi)) * 1e-6 * bins:  # equal, or too close for float bins
+        pad = max(abs(lo) * 1e-3, 0.5)
+        return lo - pad, hi + pad
+    return lo, hi
+
+
 def histogram(a: np.ndarray, bins: int = 30) -> dict:
-    flat = np.asarray(a, dtype=np.float64 if a.dtype == np.float64 else np.float32).reshape(-1)
+    flat = np.asarray(a, dtype=np.float64).reshape(-1)
     flat = flat[np.isfinite(flat)]
     if flat.size == 0:
         return {"counts": [], "edges": []}
-    lo, hi = float(flat.min()), float(flat.max())
-    if lo == hi:
-        lo, hi = lo - 0.5, hi + 0.5
+    lo, hi = _bin_range(float(flat.min()), float(flat.max()), bins)
     counts, edges = np.histogram(flat, bins=bins, range=(lo, hi))
     return {"counts": counts.tolist(), "edges": [float(e) for e in edges]}
 
@@ -102,12 +109,11 @@ def chunked_stats(chunks) -> TensorStats:
 def chunked_histogram(chunks, lo: float, hi: float, bins: int = 30) -> dict:
     if not (math.isfinite(lo) and math.isfinite(hi)):
         return {"counts": [], "edges": []}
-    if lo == hi:
-        lo, hi = lo - 0.5, hi + 0.5
+    lo, hi = _bin_range(lo, hi, bins)
     counts = np.zeros(bins, dtype=np.int64)
     edges = None
     for chunk in chunks:
-        flat = np.asarray(chunk, dtype=np.float32).reshape(-1)
+        flat = np.asarray(chunk, dtype=np.float64).reshape(-1)
         c, edges = np.histogram(flat[np.isfinite(flat)], bins=bins, range=(lo, hi))
         counts += c
     return {"counts": counts.tolist(), "edges": [float(e) for e in edges] if edges is not None else []}

@@ -28,3 +28,11 @@ def test_unhealthy_weights_reads_big_tensors_in_slices(monkeypatch):
     sliced = check_file(path, rules, static=True).findings
     assert [(f.layer, f.severity, f.message) for f in sliced] == [(f.layer, f.severity, f.message) for f in whole]
     assert sliced[0].evidence["histogram"] == whole[0].evidence["histogram"]
+
+
+def test_histograms_of_degenerate_ranges():
+    for a in (np.full(10, 3.0), np.array([1e-45, 2e-45], "float32"), np.array([-3e38, 3e38], "float32"),
+              np.array([1.0, np.nextafter(1.0, 2.0)])):
+        h = histogram(a)
+        assert sum(h["counts"]) == len(a) and len(h["edges"]) == 31
+        assert chunked_histogram([a], float(np.min(a)), float(np.max(a)))["counts"] == h["counts"]
