@@ -13,6 +13,14 @@ FAIL_ON = ("error", "warning", "info")
 FORMATS = ("text", "json", "sarif", "github")
 
 
+def _write(path: str, text: str) -> None:
+    try:
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
 def _check_gpu() -> None:
     """--device gpu without a GPU is a usage error, found before any file is read.
 
@@ -52,6 +60,9 @@ def _split(values) -> list[str]:
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default=None, help="Output format.  [default: text]")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
               help="Write the report to FILE instead of standard output.")
+@click.option("--html", "html", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+              help="Write the HTML report here.  [default: kerascheck-report.html with --format text]")
+@click.option("--no-html", "no_html", is_flag=True, help="Write no HTML report.")
 @click.option("--static/--no-static", default=None,
               help="Run only rules that read the saved file (no TensorFlow import, nothing executed).")
 @click.option("--data", metavar="FILE", default=None,
@@ -77,7 +88,7 @@ def _split(values) -> list[str]:
 @click.option("--list-rules", is_flag=True, help="List the rules and exit.")
 @click.option("--explain", metavar="RULE", help="Print a rule's documentation and exit.")
 @click.version_option(__version__, "--version", prog_name="kerascheck")
-def cli(paths, select, ignore, fail_on, fmt, output, static, data, custom_objects, unsafe, budget, device, seed,
+def cli(paths, select, ignore, fail_on, fmt, output, html, no_html, static, data, custom_objects, unsafe, budget, device, seed,
         jobs, timeout, max_memory, list_rules, explain):
     """Check saved Keras models (.keras, .h5, or folders of them) for reasons they will not train well.
 
@@ -127,6 +138,10 @@ def cli(paths, select, ignore, fail_on, fmt, output, static, data, custom_object
         seed=seed if seed is not None else _number(config, "seed", int, 0),
         progress=sys.stderr.isatty() and fmt == "text" and output is None,
     )
+    # The HTML report is for people: written by default alongside text output, and on
+    # request (--html) alongside the machine formats, so CI gets no surprise files.
+    html = None if no_html else (html or config.get("html") or ("kerascheck-report.html" if fmt == "text" else None))
+    options.layer_stats = html is not None
     if unsafe:
         click.echo("kerascheck: warning: --unsafe lets code inside the model files run when Keras loads them; "
                    "use it only on files you trust", err=True)
@@ -149,12 +164,14 @@ def cli(paths, select, ignore, fail_on, fmt, output, static, data, custom_object
 
     color = (output is None and fmt == "text" and sys.stdout.isatty() and "NO_COLOR" not in os.environ)
     text = render(report, fmt, color=color) if fmt == "text" else render(report, fmt)
+    if html:
+        from kerascheck.reports.html import render_html
+
+        _write(html, render_html(report))
+        if fmt == "text":
+            text += f"HTML report: {html}\n"
     if output:
-        try:
-            with open(output, "w", encoding="utf-8") as fh:
-                fh.write(text)
-        except OSError as exc:
-            raise UsageError(f"cannot write {output}: {exc.strerror or exc}") from None
+        _write(output, text)
     else:
         click.echo(text, nl=False, color=color)
     return report.exit_code(fail_on)

@@ -75,6 +75,7 @@ class ModelResult:
     param_count: int | None = None
     tiers: list[str] = field(default_factory=list)
     probe: object = None  # ProbeResults when the probe tier ran
+    layers: list = field(default_factory=list)  # per-layer weight statistics, for the HTML report
 
     def to_dict(self) -> dict:
         return {
@@ -142,6 +143,10 @@ def check_file(path: str, rules: Sequence[Rule], static: bool = False, options=N
             result.param_count = spec.param_count
             result.tiers = ["spec"]
             facts = Facts(spec=spec)
+            if options is not None and getattr(options, "layer_stats", False):
+                from kerascheck.layerstats import layer_table
+
+                result.layers = layer_table(spec)
             tiers = _TierBuilder(facts, rules, options, result)
             for rule in rules:
                 if rule.tier != "spec":
@@ -228,6 +233,14 @@ class _TierBuilder:
         except UsageError as exc:
             self.result.errors.append({"message": str(exc)})
             raise _Unavailable(f"the probes could not run: {exc}") from None
+        except Exception as exc:  # TensorFlow refusing the model is a fact about the model, not a crash
+            if os.environ.get("KERASCHECK_DEBUG"):
+                raise
+            first = next((line.strip() for line in str(exc).splitlines() if line.strip()
+                          and "Exception encountered" not in line and "in user code" not in line
+                          and not line.strip().startswith("File ")), "")
+            raise _Unavailable(f"the probes could not run: TensorFlow failed with {type(exc).__name__}: "
+                               f"{first[:200]}") from None
         self.result.tiers.append("probe")
         self.result.probe = self.facts.probe
 

@@ -48,7 +48,8 @@ def _worker(conn, rule_names, static, options):
             result = check_file(path, rules, static, options)
         except BaseException as exc:  # anything else still becomes one line for this file
             result = ModelResult(path=path)
-            result.errors.append({"message": f"internal error while checking ({type(exc).__name__}: {exc}); "
+            detail = " ".join(str(exc).split())[:300]
+            result.errors.append({"message": f"internal error while checking ({type(exc).__name__}: {detail}); "
                                              "please report it"})
         conn.send(result)
 

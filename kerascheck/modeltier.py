@@ -32,6 +32,7 @@ class Options:
     device: str = "auto"
     seed: int = 0
     progress: bool = False
+    layer_stats: bool = False  # collect per-layer weight statistics (the HTML report shows them)
     # Filled in by the engine once TensorFlow is set up.
     device_used: str | None = field(default=None, repr=False)
 

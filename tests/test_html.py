@@ -1,0 +1,96 @@
+"""The HTML report: self-contained, escaped, and working in a real browser (headless Chromium)."""
+import os
+import re
+import shutil
+
+import keras
+import pytest
+from keras import layers
+
+from helpers import ROOT, kerascheck
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = os.path.join(ROOT, "test-artifacts")
+XSS = "<img src=x onerror=alert(1)>"
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    """A report over a model with findings from the spec and probe tiers, one with a hostile layer name,
+    and a healthy one."""
+    tmp = tmp_path_factory.mktemp("html")
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((8,))
+    x = layers.Dense(32, activation="relu", name="dead", bias_initializer=keras.initializers.Constant(-50.0))(inp)
+    out = layers.Dense(1, name=XSS, kernel_initializer="zeros")(x)
+    model = keras.Model(inp, out, name="mixed")
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
+    model.save(tmp / "mixed.keras")
+    path = tmp / "report.html"
+    proc = kerascheck("--html", str(path), "--budget", "30", str(tmp / "mixed.keras"),
+                      os.path.join(ROOT, "examples", "bad_init.keras"), os.path.join(ROOT, "examples", "healthy.keras"))
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stdout.strip().endswith(f"HTML report: {path}")
+    return path, proc
+
+
+def test_report_is_self_contained_and_escapes_the_file(report):
+    path, _ = report
+    html = path.read_text()
+    assert "Content-Security-Policy" in html and "default-src 'none'" in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html and XSS not in html
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//)""", html)  # nothing fetched from anywhere
+    assert not re.search(r"<(link|img|iframe|object|embed)\b", html)
+    for needle in ("KC401 unhealthy-weights", "KC605 dead-units", "Why it matters", "Rule documentation",
+                   "Loss while overfitting 10 examples", "Layers and weights", "probes: CPU"):
+        assert needle in html, needle
+
+
+@pytest.mark.skipif(not os.path.exists(CHROMIUM) and not os.environ.get("CI"),
+                    reason="Debian's chromium is not installed here (.ci/run installs it)")
+def test_report_in_a_real_browser(report):
+    from playwright.sync_api import sync_playwright
+
+    path, _ = report
+    errors, requests, dialogs = [], [], []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"])
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("request", lambda r: requests.append(r.url))
+        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        page.goto(path.as_uri())
+        page.wait_for_load_state("load")
+
+        findings = page.locator(".finding[data-severity]")
+        total = findings.count()
+        assert total >= 5 and all(findings.nth(i).is_visible() for i in range(total))
+        warnings = page.locator(".finding[data-severity=warning]").count()
+        assert warnings >= 1
+        page.locator(".sev-filter[value=warning]").uncheck()
+        assert page.locator(".finding[data-severity]:visible").count() == total - warnings
+        page.locator(".sev-filter[value=warning]").check()
+        page.select_option("#rule-filter", "dead-units")
+        visible = page.locator(".finding[data-severity]:visible")
+        assert visible.count() >= 1 and all("dead-units" in visible.nth(i).inner_text() for i in range(visible.count()))
+        page.select_option("#rule-filter", "")
+        page.fill("#search", "onerror")
+        assert page.locator(".finding[data-severity]:visible").count() == 1
+        page.fill("#search", "")
+        assert page.locator(".finding[data-severity]:visible").count() == total
+
+        hist = page.locator("svg.hist").first.bounding_box()
+        assert hist and hist["width"] > 0 and hist["height"] > 0
+        assert page.locator("svg.hist rect.bar").count() > 30
+        chart = page.locator(".chart svg").first.bounding_box()
+        assert chart and chart["width"] > 0 and page.locator("polyline.line").count() >= 3
+        assert page.get_by_text(XSS).count() >= 1  # shown as text
+
+        os.makedirs(ARTIFACTS, exist_ok=True)
+        page.screenshot(path=os.path.join(ARTIFACTS, "report.png"), full_page=True)
+        browser.close()
+    assert errors == [] and dialogs == []
+    assert requests == [path.as_uri()]
