@@ -60,7 +60,7 @@ def test_json_output_follows_the_design_contract():
 
 
 def test_text_output_names_layer_number_fix_and_summarises():
-    proc = kerascheck("--static", ex("bad_init.keras"))
+    proc = kerascheck("--static", "--no-html", ex("bad_init.keras"))
     assert proc.returncode == 1
     out = proc.stdout
     assert "error   KC401 unhealthy-weights  layer zeros" in out
@@ -182,4 +182,16 @@ def test_text_report_colours_severities_on_a_terminal():
     report = check_paths([ex("bad_init.keras")], select_rules(), static=True)
     coloured = render_text(report, color=True)
     assert "\x1b[31m\x1b[1merror" in coloured and "\x1b[33m\x1b[1mwarning" in coloured
-    assert render_text(report, color=False) == kerascheck("--static", ex("bad_init.keras")).stdout
+    assert render_text(report, color=False) == kerascheck("--static", "--no-html", ex("bad_init.keras")).stdout
+
+
+def test_html_report_by_default_with_text_and_only_on_request_with_machine_formats(tmp_path):
+    proc = kerascheck("--static", ex("healthy.keras"), cwd=str(tmp_path))
+    assert proc.stdout.strip().endswith("HTML report: kerascheck-report.html")
+    assert (tmp_path / "kerascheck-report.html").read_text().startswith("<!DOCTYPE html>")
+    (tmp_path / "kerascheck-report.html").unlink()
+    kerascheck("--static", "--format", "json", ex("healthy.keras"), cwd=str(tmp_path))
+    kerascheck("--static", "--no-html", ex("healthy.keras"), cwd=str(tmp_path))
+    assert not (tmp_path / "kerascheck-report.html").exists()
+    proc = kerascheck("--static", "--format", "sarif", "--html", "r.html", ex("healthy.keras"), cwd=str(tmp_path))
+    assert (tmp_path / "r.html").exists() and proc.stdout.startswith("{")
