@@ -239,8 +239,7 @@ class _TierBuilder:
             first = next((line.strip() for line in str(exc).splitlines() if line.strip()
                           and "Exception encountered" not in line and "in user code" not in line
                           and not line.strip().startswith("File ")), "")
-            raise _Unavailable(f"the probes could not run: TensorFlow failed with {type(exc).__name__}: "
-                               f"{first[:200]}") from None
+            raise _Unavailable(f"the probes could not run: {type(exc).__name__}: {first[:200]}") from None
         self.result.tiers.append("probe")
         self.result.probe = self.facts.probe
 

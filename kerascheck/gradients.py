@@ -14,6 +14,16 @@ def gradient_run(probe):
     return run
 
 
+def measured_run(probe):
+    """gradient_run, or Skip when there is no finite training of at least 10 steps to read."""
+    from kerascheck.rule import Skip
+
+    run = gradient_run(probe)
+    if run is None or run.steps_done < 10:
+        raise Skip("no finite probe training with at least 10 steps to measure gradients on")
+    return run
+
+
 def layer_rms(probe, run) -> dict[str, float]:
     """Median over steps of each layer's root-mean-square kernel gradient, input to output.
 

@@ -209,30 +209,30 @@ def synthesize(model, spec, setup: Setup, rng: np.random.Generator, n: int = SAM
     return Sample(xs, y, True, f"{n} synthetic examples shaped like the model's inputs, labels for {name}")
 
 
-def _embedding_vocab(spec, graph, input_index):
+MAX_DATA_EXAMPLES = 4096
+
+
+def _input_consumers(spec, graph, input_index):
+    """The layers that model input number `input_index` feeds directly."""
     if input_index >= len(spec.inputs):
-        return None
+        return []
     start = spec.layer(spec.inputs[input_index].name)
-    for q in graph.consumers(start.qualname) if start else []:
-        layer = graph.by_qual[q]
-        if layer.class_name == "Embedding":
-            return int(layer.config.get("input_dim", 10))
+    return [graph.by_qual[q] for q in graph.consumers(start.qualname)] if start else []
+
+
+def _embedding_vocab(spec, graph, input_index):
+    for layer in _input_consumers(spec, graph, input_index):
+        if layer.class_name == "Embedding" and isinstance(layer.config.get("input_dim"), int):
+            return layer.config["input_dim"]
     return None
 
 
 def _rescaled_pixels(spec, graph, input_index):
-    if input_index >= len(spec.inputs):
-        return False
-    start = spec.layer(spec.inputs[input_index].name)
-    for q in graph.consumers(start.qualname) if start else []:
-        layer = graph.by_qual[q]
+    for layer in _input_consumers(spec, graph, input_index):
         scale = layer.config.get("scale")
         if layer.class_name == "Rescaling" and isinstance(scale, (int, float)) and abs(scale) < 0.1:
             return True
     return False
-
-
-MAX_DATA_EXAMPLES = 4096
 
 
 def load_data(path: str, model, spec) -> Sample:
@@ -585,12 +585,17 @@ def _locate_divergence(trainer, sample, run: TrainRun, options) -> dict | None:
     return found
 
 
-def _extractor(model):
-    """(layers, model returning each top-level layer's output), or None where Keras cannot build one."""
+def _extractor(model, keep=None):
+    """(layers, model returning those top-level layers' outputs), or None where Keras cannot build one.
+
+    `keep` picks the layers (all by default): every extra output is memory for each example.
+    """
     import keras
 
     try:
-        layers = [l for l in model.layers if not isinstance(l, keras.layers.InputLayer)]
+        layers = [l for l in model.layers if not isinstance(l, keras.layers.InputLayer) and (keep is None or keep(l))]
+        if not layers:
+            return [], None
         probe = keras.Model(model.inputs, [l.output for l in layers])
         return layers, probe
     except Exception:
@@ -700,29 +705,42 @@ def _activation_kind(layer) -> str | None:
 
 
 def _activation_stats(model, sample) -> dict | None:
-    extractor = _extractor(model)
+    """Dead and saturated units per layer, streamed over the sample in batches (memory: one batch)."""
+    extractor = _extractor(model, keep=lambda l: _activation_kind(l) is not None)
     if extractor is None:
         return None
     layers, probe = extractor
+    if not layers:
+        return {}
     n = min(len(sample), SAMPLE_SIZE)
-    x, _ = sample.take(np.arange(n))
-    outputs = probe(x[0] if len(x) == 1 else x, training=False)
+    active: dict = {}  # layer -> per unit: ever positive (ReLU) / count of saturated examples
+    for start in range(0, n, BATCH_SIZE):
+        x, _ = sample.take(np.arange(start, min(start + BATCH_SIZE, n)))
+        outputs = probe(x[0] if len(x) == 1 else x, training=False)
+        outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+        for layer, out in zip(layers, outputs):
+            kind = _activation_kind(layer)
+            a = np.asarray(out, dtype=np.float32)
+            per_example = a.reshape(a.shape[0], -1, a.shape[-1])  # units on the last axis
+            if kind in RELU_FAMILY:
+                alive = np.any(per_example > 0.0, axis=(0, 1))
+                active[layer.name] = active.get(layer.name, np.zeros_like(alive)) | alive
+            else:
+                lo, hi = SQUASH[kind]
+                # An example saturates a unit when it does so at every position.
+                sat = np.sum(np.all((per_example <= lo) | (per_example >= hi), axis=1), axis=0)
+                active[layer.name] = active.get(layer.name, np.zeros_like(sat)) + sat
     stats = {}
-    for layer, out in zip(layers, outputs):
+    for layer in layers:
         kind = _activation_kind(layer)
-        if kind is None:
-            continue
-        a = np.asarray(out, dtype=np.float32)
-        a = a.reshape(-1, a.shape[-1])  # units on the last axis
+        acc = active[layer.name]
         if kind in RELU_FAMILY:
-            dead = np.all(a <= 0.0, axis=0)
-            stats[layer.name] = {"kind": kind, "units": int(a.shape[1]), "dead": int(np.count_nonzero(dead)),
+            dead = ~acc
+            stats[layer.name] = {"kind": kind, "units": int(acc.size), "dead": int(np.count_nonzero(dead)),
                                  "dead_share": float(np.mean(dead)), "examples": n}
         else:
-            lo, hi = SQUASH[kind]
-            saturated = np.mean((a <= lo) | (a >= hi), axis=0) >= 0.99
-            stats[layer.name] = {"kind": kind, "units": int(a.shape[1]),
-                                 "saturated": int(np.count_nonzero(saturated)),
+            saturated = acc >= 0.99 * n
+            stats[layer.name] = {"kind": kind, "units": int(acc.size), "saturated": int(np.count_nonzero(saturated)),
                                  "saturated_share": float(np.mean(saturated)), "examples": n}
     return stats
 
@@ -760,31 +778,42 @@ def _stats(a: np.ndarray) -> dict:
             "features": int(a.shape[1]), "examples": int(a.shape[0])}
 
 
+DATA_STATS_EXAMPLES = 512
+
+
 def _input_stats(model, spec, sample) -> list:
     """For each input, statistics of what reaches the first weighted layer (after in-model scaling)."""
     from kerascheck.topology import graph_of
 
     graph = graph_of(spec)
-    extractor = _extractor(model)
-    by_name = {}
-    if extractor is not None:
-        layers, probe = extractor
-        outputs = probe(sample.x[0] if len(sample.x) == 1 else sample.x, training=False)
-        by_name = {layer.name: out for layer, out in zip(layers, outputs)}
-    out = []
-    for i, inp in enumerate(spec.inputs[:len(sample.x)]):
+    n = min(len(sample), DATA_STATS_EXAMPLES)
+    places = []
+    for inp in spec.inputs[:len(sample.x)]:
         start = spec.layer(inp.name)
-        first, feeder = _first_weighted(graph, start.qualname) if start else (None, None)
-        arr = sample.x[i]
-        measured_at = "the raw input"
-        if feeder is not None and feeder in by_name:
-            arr, measured_at = by_name[feeder], f"the output of '{feeder}'"
-        arr = np.asarray(arr, dtype=np.float64)
+        places.append(_first_weighted(graph, start.qualname) if start else (None, None))
+    wanted = {feeder for _, feeder in places if feeder}
+    collected: dict = {name: [] for name in wanted}
+    extractor = _extractor(model, keep=lambda l: l.name in wanted) if wanted else None
+    if extractor is not None and extractor[1] is not None:
+        layers, probe = extractor
+        for start in range(0, n, BATCH_SIZE):  # only the feeding layers' outputs, a batch at a time
+            x, _ = sample.take(np.arange(start, min(start + BATCH_SIZE, n)))
+            outputs = probe(x[0] if len(x) == 1 else x, training=False)
+            outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+            for layer, output in zip(layers, outputs):
+                collected[layer.name].append(np.asarray(output, dtype=np.float64))
+    out = []
+    for i, (inp, (first, feeder)) in enumerate(zip(spec.inputs, places)):
+        if feeder in collected and collected[feeder]:
+            arr, measured_at = np.concatenate(collected[feeder]), f"the output of '{feeder}'"
+        else:
+            arr, measured_at = np.asarray(sample.x[i][:n], dtype=np.float64), "the raw input"
         if arr.ndim == 1:
             arr = arr[:, None]
         stats = _stats(arr.reshape(-1, arr.shape[-1]))
         stats.update({"input": inp.name, "first_weighted": first, "measured_at": measured_at,
-                      "raw_min": float(np.min(sample.x[i])), "raw_max": float(np.max(sample.x[i]))})
+                      "raw_min": float(np.min(sample.x[i][:n])), "raw_max": float(np.max(sample.x[i][:n])),
+                      "examples": n})
         out.append(stats)
     return out
 

@@ -26,9 +26,9 @@ Use instead:
 optimizer = keras.optimizers.Adam(1e-3, global_clipnorm=1.0)
 ```
 """
-from kerascheck.gradients import first_last_ratio, gradient_run, spikes
+from kerascheck.gradients import first_last_ratio, measured_run, spikes
 from kerascheck.probe_evidence import context, data_note
-from kerascheck.rule import Rule, Skip
+from kerascheck.rule import Rule
 
 RULE = Rule(name="exploding-gradients", code="KC603", severity="warning", tier="probe", needs=("train",))
 
@@ -38,9 +38,7 @@ SPIKE_SHARE = 0.05
 
 def check(facts):
     probe = facts.probe
-    run = gradient_run(probe)
-    if run is None or run.steps_done < 10:
-        raise Skip("no finite probe training with at least 10 steps to measure gradients on")
+    run = measured_run(probe)
     measured = first_last_ratio(probe, run)
     share, peak = spikes(run)
     evidence = {**context(probe), "learning_rate": run.learning_rate, "global_norms": run.global_norms,

@@ -24,9 +24,9 @@ Use instead:
 keras.layers.Dense(64, activation="relu", kernel_initializer="he_normal")
 ```
 """
-from kerascheck.gradients import first_last_ratio, gradient_run
+from kerascheck.gradients import first_last_ratio, measured_run
 from kerascheck.probe_evidence import context, data_note
-from kerascheck.rule import Rule, Skip
+from kerascheck.rule import Rule
 
 RULE = Rule(name="vanishing-gradients", code="KC604", severity="warning", tier="probe", needs=("train",))
 
@@ -35,9 +35,7 @@ RATIO = 1e-3
 
 def check(facts):
     probe = facts.probe
-    run = gradient_run(probe)
-    if run is None or run.steps_done < 10:
-        raise Skip("no finite probe training with at least 10 steps to measure gradients on")
+    run = measured_run(probe)
     measured = first_last_ratio(probe, run)
     if measured is None or measured[2] >= RATIO:
         return
