@@ -18,6 +18,8 @@ from kerascheck.modeltier import Options, TierUnavailable
 
 SAMPLE_SIZE = 256
 BATCH_SIZE = 32
+LARGE_MODEL_PARAMS = 5_000_000
+_BATCH = [BATCH_SIZE]  # set per model by run_probes
 TRAIN_STEPS = 100
 OVERFIT_EXAMPLES = 10
 OVERFIT_STEPS = 300
@@ -411,6 +413,10 @@ class Trainer:
                 break
             if stop is not None and stop(i, loss):
                 break
+        del step, optimizer
+        import gc
+
+        gc.collect()  # each run traces its own step; free the last one before the next (ResNet50: GBs)
         return run
 
 
@@ -433,8 +439,10 @@ def _variable_owners(model) -> dict:
     return owners
 
 
-def _batcher(sample: Sample, rng: np.random.Generator, size: int = BATCH_SIZE):
+def _batcher(sample: Sample, rng: np.random.Generator, size: int | None = None):
+    """Batches for the probe training: 32 examples, or 8 for large models (memory on a CPU)."""
     n = len(sample)
+    size = size or _BATCH[0]
     size = min(size, n)
     order = rng.permutation(n)
 
@@ -471,6 +479,7 @@ def run_probes(model, spec, options: Options, want: set) -> ProbeResults:
     else:
         sample = synthesize(model, spec, setup, rng)
     trainer = Trainer(model, setup)
+    _BATCH[0] = BATCH_SIZE if model.count_params() < LARGE_MODEL_PARAMS else 8
     results = ProbeResults(device=options.device_used or "CPU", synthetic=sample.synthetic,
                            data_description=sample.description, defaults=setup.defaults,
                            loss_name=setup.loss_name, task=setup.task)
@@ -712,10 +721,11 @@ def _activation_stats(model, sample) -> dict | None:
     layers, probe = extractor
     if not layers:
         return {}
-    n = min(len(sample), SAMPLE_SIZE)
+    # Large models: fewer, smaller batches (ResNet50's ReLU outputs are ~60 MB per example).
+    n = min(len(sample), SAMPLE_SIZE if _BATCH[0] == BATCH_SIZE else 64)
     active: dict = {}  # layer -> per unit: ever positive (ReLU) / count of saturated examples
-    for start in range(0, n, BATCH_SIZE):
-        x, _ = sample.take(np.arange(start, min(start + BATCH_SIZE, n)))
+    for start in range(0, n, _BATCH[0]):
+        x, _ = sample.take(np.arange(start, min(start + _BATCH[0], n)))
         outputs = probe(x[0] if len(x) == 1 else x, training=False)
         outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
         for layer, out in zip(layers, outputs):
@@ -730,6 +740,7 @@ def _activation_stats(model, sample) -> dict | None:
                 # An example saturates a unit when it does so at every position.
                 sat = np.sum(np.all((per_example <= lo) | (per_example >= hi), axis=1), axis=0)
                 active[layer.name] = active.get(layer.name, np.zeros_like(sat)) + sat
+        del outputs
     stats = {}
     for layer in layers:
         kind = _activation_kind(layer)
@@ -796,8 +807,8 @@ def _input_stats(model, spec, sample) -> list:
     extractor = _extractor(model, keep=lambda l: l.name in wanted) if wanted else None
     if extractor is not None and extractor[1] is not None:
         layers, probe = extractor
-        for start in range(0, n, BATCH_SIZE):  # only the feeding layers' outputs, a batch at a time
-            x, _ = sample.take(np.arange(start, min(start + BATCH_SIZE, n)))
+        for start in range(0, n, _BATCH[0]):  # only the feeding layers' outputs, a batch at a time
+            x, _ = sample.take(np.arange(start, min(start + _BATCH[0], n)))
             outputs = probe(x[0] if len(x) == 1 else x, training=False)
             outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
             for layer, output in zip(layers, outputs):

@@ -91,6 +91,14 @@ def test_report_in_a_real_browser(report):
 
         os.makedirs(ARTIFACTS, exist_ok=True)
         page.screenshot(path=os.path.join(ARTIFACTS, "report.png"), full_page=True)
+
+        # With JavaScript off nothing is hidden: the filters are a convenience, not a gate.
+        plain = browser.new_context(java_script_enabled=False).new_page()
+        plain.goto(path.as_uri())
+        shown = plain.locator(".finding[data-severity]")
+        assert shown.count() == total and all(shown.nth(i).is_visible() for i in range(total))
+        plain.emulate_media(media="print")
+        assert not plain.locator("#filters").is_visible()
         browser.close()
     assert errors == [] and dialogs == []
     assert requests == [path.as_uri()]
