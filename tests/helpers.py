@@ -150,3 +150,14 @@ def _children(pid: int) -> list:
             return [int(p) for p in fh.read().split()]
     except OSError:
         return []
+
+
+def pixels_npz(tmp, name="pixels.npz", low=0, high=256, examples=64):
+    """--data of integer pixel values (0..255 by default) for a 32x32x3 image model, regression targets."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    path = os.path.join(str(tmp), name)
+    np.savez(path, x=rng.integers(low, high, (examples, 32, 32, 3)).astype("float32"),
+             y=rng.standard_normal((examples, 1)))
+    return path

@@ -55,6 +55,14 @@ def _base(tmp_path, name="base"):
     return path
 
 
+def run_crafted(tmp_path, name, edit, env=None):
+    """A copy of the base model with its config edited as an attacker would, checked with all tiers."""
+    path = rewrite_archive(_base(tmp_path), str(tmp_path / f"{name}.keras"), config=edit)
+    proc, peak, secs = run_guarded(path, env=env)
+    assert_contained(proc, peak, secs)
+    return proc
+
+
 def _lambda_model(marker):
     inp = keras.Input((4,))
     # Keras calls the Lambda while rebuilding the graph on load, so loading alone would run it.
@@ -96,9 +104,8 @@ def test_cve_2025_1550_config_naming_a_module_is_never_imported(tmp_path):
     def edit(cfg):
         layer_config(cfg, "dense")["config"]["activation"] = {
             "module": "kc_payload", "class_name": "function", "config": "f", "registered_name": "function"}
-    path = rewrite_archive(_base(tmp_path), str(tmp_path / "module.keras"), config=edit)
-    proc, peak, secs = run_guarded(path, env={"PYTHONPATH": str(tmp_path)})
-    assert_contained(proc, peak, secs, marker)
+    proc = run_crafted(tmp_path, "module", edit, env={"PYTHONPATH": str(tmp_path)})
+    assert not os.path.exists(marker), "the payload ran"
     assert proc.returncode == 2
     assert "needs the custom class 'f' to load (the file says it comes from module 'kc_payload')" in proc.stderr
 
@@ -107,9 +114,7 @@ def test_cve_2025_1550_dangerous_module_names_are_findings(tmp_path):
     def edit(cfg):
         layer_config(cfg, "dense")["config"]["activation"] = {
             "module": "subprocess", "class_name": "function", "config": "getoutput", "registered_name": "function"}
-    path = rewrite_archive(_base(tmp_path), str(tmp_path / "subprocess.keras"), config=edit)
-    proc, peak, secs = run_guarded(path)
-    assert_contained(proc, peak, secs)
+    proc = run_crafted(tmp_path, "subprocess", edit)
     assert "CVE-2025-1550" in cves(findings_of(proc))
 
 
@@ -117,9 +122,7 @@ def test_cve_2025_8747_get_file_gadget(tmp_path):
     def edit(cfg):
         layer_config(cfg, "dense")["config"]["kernel_initializer"] = {
             "module": "keras.utils", "class_name": "function", "config": "get_file", "registered_name": "function"}
-    path = rewrite_archive(_base(tmp_path), str(tmp_path / "get_file.keras"), config=edit)
-    proc, peak, secs = run_guarded(path)
-    assert_contained(proc, peak, secs)
+    proc = run_crafted(tmp_path, "get_file", edit)
     model = findings_of(proc)
     assert "CVE-2025-8747" in cves(model) and model["skipped"]
 
@@ -160,9 +163,8 @@ def test_cve_2025_49655_torch_module_wrapper_is_never_unpickled(tmp_path):
         entry["class_name"] = "TorchModuleWrapper"
         entry["module"] = "keras.layers"
         entry["config"] = {"name": "dense", "module": payload}
-    path = rewrite_archive(_base(tmp_path), str(tmp_path / "torch.keras"), config=edit)
-    proc, peak, secs = run_guarded(path)
-    assert_contained(proc, peak, secs, marker)
+    proc = run_crafted(tmp_path, "torch", edit)
+    assert not os.path.exists(marker), "the payload ran"
     assert "CVE-2025-49655" in cves(findings_of(proc))
 
 
@@ -174,9 +176,7 @@ def test_cve_2025_12058_lookup_vocabulary_never_reads_the_path(tmp_path):
         entry = layer_config(cfg, "hidden")
         entry["class_name"] = "StringLookup"
         entry["config"] = {"name": "hidden", "vocabulary": str(secret)}
-    path = rewrite_archive(_base(tmp_path), str(tmp_path / "lookup.keras"), config=edit)
-    proc, peak, secs = run_guarded(path)
-    assert_contained(proc, peak, secs)
+    proc = run_crafted(tmp_path, "lookup", edit)
     assert "CVE-2025-12058" in cves(findings_of(proc))
     assert "kc-secret-token" not in proc.stdout + proc.stderr
 
@@ -216,9 +216,7 @@ def test_cve_2026_1462_tfsm_layer_never_loads_the_saved_model(tmp_path):
         entry = layer_config(cfg, "dense")
         entry["class_name"] = "TFSMLayer"
         entry["config"] = {"name": "dense", "filepath": str(tmp_path / "attacker_saved_model")}
-    path = rewrite_archive(_base(tmp_path), str(tmp_path / "tfsm.keras"), config=edit)
-    proc, peak, secs = run_guarded(path)
-    assert_contained(proc, peak, secs)
+    proc = run_crafted(tmp_path, "tfsm", edit)
     assert "CVE-2026-1462" in cves(findings_of(proc))
 
 

@@ -1,7 +1,7 @@
 import keras
 from keras import layers
 
-from helpers import Expect, bad
+from helpers import Expect, bad, pixels_npz
 
 
 def raw_conv(tmp, fmt):
@@ -39,17 +39,6 @@ CASES = [
 ]
 
 
-def _pixels(tmp):
-    import os
-
-    import numpy as np
-
-    rng = np.random.default_rng(0)
-    path = os.path.join(str(tmp), "pixels.npz")
-    np.savez(path, x=rng.integers(0, 256, (64, 32, 32, 3)).astype("float32"), y=rng.standard_normal((64, 1)))
-    return path
-
-
 def _mixed_scales(tmp):
     import os
 
@@ -74,7 +63,7 @@ CASES += [
     bad("raw_pixels_measured", raw_conv,
         Expect("conv", "warning", r"Input 'pixels' reaches the weighted layer 'conv' with raw pixel values from 0 to 255"
                                   r".*measured at the output of 'zero_padding2d'", {"integer_valued": True}),
-        data=_pixels),
+        data=pixels_npz),
     bad("mixed_feature_scales", tabular,
         Expect("first", "warning", r"feature scales that differ \d+x \(measured at the raw input over 128 examples",
                {"scale_ratio": (1000, 20000)}),

@@ -1,7 +1,7 @@
 import keras
 from keras import layers
 
-from helpers import good
+from helpers import good, pixels_npz
 
 
 def _conv_after(first):
@@ -26,17 +26,6 @@ CASES = [
 ]
 
 
-def _pixels(tmp):
-    import os
-
-    import numpy as np
-
-    rng = np.random.default_rng(0)
-    path = os.path.join(str(tmp), "pixels.npz")
-    np.savez(path, x=rng.integers(0, 256, (64, 32, 32, 3)).astype("float32"), y=rng.standard_normal((64, 1)))
-    return path
-
-
 def _prescaled(tmp):
     import os
 
@@ -57,7 +46,7 @@ def raw_conv_no_rescaling(tmp, fmt):
 
 CASES += [
     # Pixels 0..255 measured after the model's own Rescaling(1/255).
-    good("rescaled_inside_measured", lambda t, f: _conv_after(layers.Rescaling(1 / 255)), data=_pixels),
+    good("rescaled_inside_measured", lambda t, f: _conv_after(layers.Rescaling(1 / 255)), data=pixels_npz),
     # No scaling layer, but the data arrives scaled: the measurement clears the structural hint.
     good("scaled_outside_measured", raw_conv_no_rescaling, data=_prescaled),
 ]
