@@ -68,12 +68,22 @@ class Worker:
         self.give(0, path)
         started = time.monotonic()
         while not self.conn.poll(POLL_SECONDS):
-            if not self.process.is_alive() or time.monotonic() - started > limits.timeout \
-                    or self.rss_mb() > limits.memory_mb:
+            if self.overrun(started, limits):
                 self.kill()
                 return None
         self.task = None
         return self.conn.recv()
+
+    def overrun(self, started: float, limits: Limits) -> str | None:
+        """Why the current check must be stopped (died, too slow, too big), or None."""
+        if not self.process.is_alive():
+            return (f"the worker checking it died (exit code {self.process.exitcode}); "
+                    "the model may crash TensorFlow")
+        if time.monotonic() - started > limits.timeout:
+            return f"checking it took longer than --timeout {limits.timeout:g} s and was stopped"
+        if self.rss_mb() > limits.memory_mb:
+            return f"checking it used more than {limits.memory_mb} MiB of memory (--max-memory) and was stopped"
+        return None
 
     def give(self, index: int, path: str) -> None:
         self.task = (index, path, time.monotonic())
@@ -149,14 +159,10 @@ def check_isolated(paths: list[str], rules, static: bool, options, limits: Limit
                     if worker.done >= FILES_PER_WORKER:
                         worker.stop()  # a fresh worker keeps memory flat over long runs
                         workers.remove(worker)
-                elif not worker.process.is_alive():
-                    fail(worker, f"the worker checking it died (exit code {worker.process.exitcode}); "
-                                 "the model may crash TensorFlow")
-                elif time.monotonic() - started > limits.timeout:
-                    fail(worker, f"checking it took longer than --timeout {limits.timeout:g} s and was stopped")
-                elif worker.rss_mb() > limits.memory_mb:
-                    fail(worker, f"checking it used more than {limits.memory_mb} MiB of memory (--max-memory) "
-                                 "and was stopped")
+                else:
+                    reason = worker.overrun(started, limits)
+                    if reason:
+                        fail(worker, reason)
             busy = [w.conn for w in workers if w.task is not None]
             if busy:
                 # Wake as soon as a result arrives; otherwise look at the clocks and memory again.

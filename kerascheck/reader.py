@@ -28,7 +28,6 @@ import numpy as np
 
 from kerascheck.errors import InputError
 from kerascheck.spec import (
-    MODEL_CLASSES,
     CompileSpec,
     InputSpec,
     LayerSpec,

@@ -10,10 +10,6 @@ from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 
-# Classes whose config holds a whole model of layers.
-MODEL_CLASSES = frozenset({"Functional", "Sequential", "Model"})
-
-
 @dataclass(frozen=True)
 class WeightRef:
     """One weight tensor, read only when asked for."""
@@ -142,6 +138,3 @@ class ModelSpec:
             cache = {layer.qualname: layer for layer in self.layers}
             object.__setattr__(self, "_qualname_cache", cache)
         return cache
-
-    def scope_layers(self, scope: tuple[str, ...]) -> Iterator[LayerSpec]:
-        return (layer for layer in self.layers if layer.scope == scope)

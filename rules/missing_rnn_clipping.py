@@ -66,6 +66,7 @@ def _optimizer_snippet(opt) -> str:
 def _probe_evidence(facts) -> tuple[str, dict]:
     """When the probes ran: how spiky the gradients were, as evidence for the missing clipping."""
     from kerascheck.gradients import gradient_run, spikes
+    from kerascheck.probe_evidence import context
 
     probe = facts.probe
     run = gradient_run(probe) if probe is not None else None
@@ -74,8 +75,8 @@ def _probe_evidence(facts) -> tuple[str, dict]:
     share, peak = spikes(run)
     note = (f" In {run.steps_done} probe steps {share:.0%} had a global gradient norm over 10x the median "
             f"(peak {peak:.3g}x){' on synthetic data' if probe.synthetic else ''}.")
-    return note, {"spike_share": share, "max_over_median": peak, "global_norms": run.global_norms,
-                  "probe_learning_rate": run.learning_rate, "device": probe.device}
+    return note, {**context(probe), "spike_share": share, "max_over_median": peak,
+                  "global_norms": run.global_norms, "probe_learning_rate": run.learning_rate}
 
 
 def check(facts):

@@ -44,6 +44,7 @@ known technique; ignore the gamma warning for those layers.
 """
 import numpy as np
 
+from kerascheck.probe_evidence import context
 from kerascheck.rule import Rule
 from kerascheck.stats import chunked_histogram, chunked_stats, compute_fans, histogram, tensor_stats
 
@@ -104,7 +105,7 @@ def _update_ratios(probe, skip=frozenset()):
             fix=(f"Lower the learning rate about {median / 1e-3:.2g}x" if high else
                  f"Raise the learning rate about {1e-3 / median:.2g}x")
                 + " (or re-scale this layer's initialisation), then watch the ratio settle near 1e-3.",
-            evidence={"device": probe.device, "data": probe.data_description, "update_ratios": ratios,
+            evidence={**context(probe), "update_ratios": ratios,
                       "median_first_steps": median, "learning_rate": run.learning_rate},
         )
 

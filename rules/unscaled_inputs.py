@@ -44,6 +44,7 @@ x = keras.layers.Conv2D(32, 3)(x)
 import numpy as np
 
 from kerascheck.keras_names import BUILTIN_LAYERS
+from kerascheck.probe_evidence import context
 from kerascheck.rule import Rule
 from kerascheck.topology import SCALING_LAYERS, graph_of
 
@@ -92,7 +93,7 @@ def _measured(probe):
                     + f" (measured at {st['measured_at']} over {st['examples']} examples from --data).",
             fix="Standardise inside the model: norm = keras.layers.Normalization(); norm.adapt(x_train); "
                 "x = norm(inputs) (or keras.layers.Rescaling(1 / 255) for pixels).",
-            evidence={"device": probe.device, "data": probe.data_description, **st, "scale_ratio": ratio},
+            evidence={**context(probe), **st, "scale_ratio": ratio},
         )
 
 

@@ -1,7 +1,6 @@
 """Shared helpers for tests: running the CLI, saving models, and crafting hostile archives."""
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
@@ -45,6 +44,23 @@ def rewrite_archive(src: str, dst: str, *, config: Callable[[dict], Any] | None 
         for name, data in (extra or {}).items():
             zout.writestr(name, data)
     return dst
+
+
+def rewrite_weights(src: str, dst: str, edit: Callable) -> str:
+    """Copy a .keras archive with its model.weights.h5 changed by `edit(h5py.File)`."""
+    import tempfile
+
+    import h5py
+
+    with tempfile.TemporaryDirectory() as tmp:
+        weights = os.path.join(tmp, "w.h5")
+        with zipfile.ZipFile(src) as zf, open(weights, "wb") as fh:
+            fh.write(zf.read("model.weights.h5"))
+        with h5py.File(weights, "a") as f:
+            edit(f)
+        with open(weights, "rb") as fh:
+            data = fh.read()
+    return rewrite_archive(src, dst, drop=("model.weights.h5",), extra={"model.weights.h5": data})
 
 
 def layer_config(cfg: dict, name: str) -> dict:

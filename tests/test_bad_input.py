@@ -10,7 +10,7 @@ import h5py
 import numpy as np
 import pytest
 
-from helpers import ROOT, run_measured
+from helpers import ROOT, rewrite_weights, run_measured
 
 HEALTHY = os.path.join(ROOT, "examples", "healthy.keras")
 LEGACY = os.path.join(ROOT, "examples", "legacy_logits.h5")
@@ -46,15 +46,10 @@ def _replace(src, tmp_path, name, data, out="edited.keras"):
 
 def _weights_with(tmp_path, edit):
     """healthy.keras with its weights file rebuilt by `edit(h5file)`."""
-    with zipfile.ZipFile(HEALTHY) as zf:
-        (tmp_path / "w.h5").write_bytes(zf.read("model.weights.h5"))
-    with h5py.File(tmp_path / "w.h5", "a") as f:
-        edit(f)
-    return _replace(HEALTHY, tmp_path, "model.weights.h5", (tmp_path / "w.h5").read_bytes())
+    return rewrite_weights(HEALTHY, str(tmp_path / "edited.keras"), edit)
 
 
-def _conv_kernel(f):
-    return "layers/conv2d/vars/0"
+CONV_KERNEL = "layers/conv2d/vars/0"
 
 
 def case_missing(tmp_path):
@@ -147,8 +142,8 @@ def case_truncated_h5(tmp_path):
 
 def case_shape_bomb_keras(tmp_path):
     def edit(f):
-        del f[_conv_kernel(f)]
-        f.create_dataset(_conv_kernel(f), shape=(100_000, 100_000, 3, 8), dtype="float32")
+        del f[CONV_KERNEL]
+        f.create_dataset(CONV_KERNEL, shape=(100_000, 100_000, 3, 8), dtype="float32")
     return _weights_with(tmp_path, edit), "shape bomb"
 
 
@@ -168,8 +163,8 @@ def case_external_link(tmp_path):
         s["data"] = np.zeros((3, 3, 1, 8), "float32")
 
     def edit(f):
-        del f[_conv_kernel(f)]
-        f[_conv_kernel(f)] = h5py.ExternalLink(str(tmp_path / "secret.h5"), "/data")
+        del f[CONV_KERNEL]
+        f[CONV_KERNEL] = h5py.ExternalLink(str(tmp_path / "secret.h5"), "/data")
     return _weights_with(tmp_path, edit), "external link, which kerascheck does not follow"
 
 
