@@ -75,6 +75,7 @@ class ModelResult:
     param_count: int | None = None
     tiers: list[str] = field(default_factory=list)
     probe: object = None  # ProbeResults when the probe tier ran
+    graph: object = None  # GraphFacts when the graph tier ran
     layers: list = field(default_factory=list)  # per-layer weight statistics, for the HTML report
 
     def to_dict(self) -> dict:
@@ -168,7 +169,7 @@ def check_file(path: str, rules: Sequence[Rule], static: bool = False, options=N
 
 
 class _TierBuilder:
-    """Builds the model and probe tiers at most once per file, and only when asked."""
+    """Builds the model, graph and probe tiers at most once per file, and only when asked."""
 
     def __init__(self, facts: Facts, rules: Sequence[Rule], options, result: ModelResult):
         self.facts, self.options, self.result = facts, options, result
@@ -184,11 +185,14 @@ class _TierBuilder:
                 self._load()
             if tier == "probe" and self.facts.probe is None:
                 self._probe()
-            if tier == "graph":
-                raise _Unavailable("needs the graph tier, which this version does not build yet")
+            if tier == "graph" and self.facts.graph is None:
+                self._graph()
         except _Unavailable as exc:
-            self.failed[tier] = str(exc)
-            return str(exc)
+            reason = str(exc)
+            if tier == "graph" and "model" in self.failed:
+                reason = _lambda_reason(self.facts.spec, self.options) or reason
+            self.failed[tier] = reason
+            return reason
         return None
 
     def ensure_optional(self, rule: Rule) -> None:
@@ -216,6 +220,25 @@ class _TierBuilder:
             raise _Unavailable(self.failed["model"]) from None
         self.result.tiers.append("model")
 
+    def _graph(self):
+        from kerascheck.graph import build_graph
+        from kerascheck.modeltier import TierUnavailable
+
+        import warnings
+
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self.facts.graph = build_graph(self.facts.model, self.facts.spec, self.options)
+        except TierUnavailable as exc:
+            raise _Unavailable(f"the graph could not be built: {exc}") from None
+        except Exception as exc:
+            if os.environ.get("KERASCHECK_DEBUG"):
+                raise
+            raise _Unavailable(f"the graph could not be built: {type(exc).__name__}: {_first_line(exc)}") from None
+        self.result.tiers.append("graph")
+        self.result.graph = self.facts.graph
+
     def _probe(self):
         from kerascheck.errors import UsageError
         from kerascheck.modeltier import TierUnavailable
@@ -236,16 +259,33 @@ class _TierBuilder:
         except Exception as exc:  # TensorFlow refusing the model is a fact about the model, not a crash
             if os.environ.get("KERASCHECK_DEBUG"):
                 raise
-            first = next((line.strip() for line in str(exc).splitlines() if line.strip()
-                          and "Exception encountered" not in line and "in user code" not in line
-                          and not line.strip().startswith("File ")), "")
-            raise _Unavailable(f"the probes could not run: {type(exc).__name__}: {first[:200]}") from None
+            raise _Unavailable(f"the probes could not run: {type(exc).__name__}: {_first_line(exc)}") from None
         self.result.tiers.append("probe")
         self.result.probe = self.facts.probe
 
 
 class _Unavailable(Exception):
     pass
+
+
+def _first_line(exc: Exception) -> str:
+    """The line of a TensorFlow/Keras error that says what went wrong, without the traceback noise."""
+    first = next((line.strip() for line in str(exc).splitlines() if line.strip()
+                  and "Exception encountered" not in line and "in user code" not in line
+                  and not line.strip().startswith("File ")), "")
+    return first[:200]
+
+
+def _lambda_reason(spec, options) -> str | None:
+    """Why the graph rules cannot look inside a file's Lambdas: their code runs only with --unsafe."""
+    if options is not None and options.unsafe:
+        return None
+    names = [layer.name for layer in spec.layers if layer.class_name == "Lambda"]
+    if not names:
+        return None
+    which = ", ".join(f"'{n}'" for n in names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    return (f"the Lambda layer{'s' if len(names) > 1 else ''} {which} could not be inspected safely: tracing a "
+            "Lambda runs the bytecode stored in the file, which kerascheck does only with --unsafe")
 
 
 def _run_rule(rule: Rule, facts: Facts, result: ModelResult) -> None:

@@ -183,20 +183,7 @@ class Sample:
 
 
 def synthesize(model, spec, setup: Setup, rng: np.random.Generator, n: int = SAMPLE_SIZE) -> Sample:
-    from kerascheck.topology import graph_of
-
-    graph = graph_of(spec)
-    xs = []
-    for i, tensor in enumerate(model.inputs):
-        shape = (n,) + tuple(d if d is not None else 8 for d in tensor.shape[1:])
-        dtype = str(tensor.dtype)
-        if "int" in dtype:
-            vocab = _embedding_vocab(spec, graph, i) or 10
-            xs.append(rng.integers(0, vocab, size=shape).astype(dtype))
-        elif _rescaled_pixels(spec, graph, i):
-            xs.append(rng.uniform(0, 255, size=shape).astype(dtype))
-        else:
-            xs.append(rng.standard_normal(shape).astype(dtype if "float" in dtype else "float32"))
+    xs = synthesize_inputs(model, spec, rng, n)
     out_shape = tuple(d if d is not None else 8 for d in model.outputs[0].shape[1:])
     units = out_shape[-1] if out_shape else 1
     name = setup.loss_name
@@ -212,6 +199,26 @@ def synthesize(model, spec, setup: Setup, rng: np.random.Generator, n: int = SAM
 
 
 MAX_DATA_EXAMPLES = 4096
+
+
+def synthesize_inputs(model, spec, rng: np.random.Generator, n: int) -> list:
+    """Inputs shaped like the model's: token ids inside the embedding's vocabulary, pixels in
+    0-255 where the model rescales them itself, standard normal values otherwise."""
+    from kerascheck.topology import graph_of
+
+    graph = graph_of(spec) if spec is not None else None
+    xs = []
+    for i, tensor in enumerate(model.inputs):
+        shape = (n,) + tuple(d if d is not None else 8 for d in tensor.shape[1:])
+        dtype = str(tensor.dtype)
+        if "int" in dtype:
+            vocab = (graph and _embedding_vocab(spec, graph, i)) or 10
+            xs.append(rng.integers(0, vocab, size=shape).astype(dtype))
+        elif graph and _rescaled_pixels(spec, graph, i):
+            xs.append(rng.uniform(0, 255, size=shape).astype(dtype))
+        else:
+            xs.append(rng.standard_normal(shape).astype(dtype if "float" in dtype else "float32"))
+    return xs
 
 
 def _input_consumers(spec, graph, input_index):

@@ -7,8 +7,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 SEVERITIES = ("error", "warning", "info")
 SEVERITY_RANK = {"error": 3, "warning": 2, "info": 1}
-# The tiers of facts, cheapest first. Only `spec` exists so far; a rule that names
-# another tier is skipped with a reason until that tier is built.
+# The tiers of facts, cheapest first.
 TIERS = ("spec", "model", "graph", "probe")
 DOC_SECTIONS = ("## What it does", "## Why is this bad?", "## How to fix")
 
@@ -87,10 +86,11 @@ class Rule:
 class Facts:
     """What the engine knows about one model; rules read it and never change it.
 
-    The model and probe tiers are filled in by the engine only when a selected
+    The model, graph and probe tiers are filled in by the engine only when a selected
     rule needs them.
     """
 
     spec: Any  # kerascheck.spec.ModelSpec
     model: Any = None  # the keras.Model kerascheck loaded (its own copy)
+    graph: Any = None  # kerascheck.graph.GraphFacts
     probe: Any = None  # kerascheck.probes.ProbeResults

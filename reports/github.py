@@ -5,6 +5,8 @@ GitHub's own toolkit does: a message cannot end the command early or start anoth
 """
 from __future__ import annotations
 
+from kerascheck.reports.sarif import source_of
+
 COMMANDS = {"error": "error", "warning": "warning", "info": "notice"}
 
 
@@ -26,6 +28,8 @@ def render_github(report) -> str:
         for f in model.findings:
             where = f"layer {f.layer}: " if f.layer else ""
             title = escape_property(f"{f.code} {f.rule}")
-            lines.append(f"::{COMMANDS[f.severity]} file={path},line=1,title={title}::"
+            source = source_of(f)
+            at = f"file={escape_property(source['file'])},line={source['line']}" if source else f"file={path},line=1"
+            lines.append(f"::{COMMANDS[f.severity]} {at},title={title}::"
                          f"{escape_data(where + f.message + ' Fix: ' + f.fix)}")
     return "\n".join(lines) + ("\n" if lines else "")

@@ -21,14 +21,23 @@ def _uri(path: str) -> tuple[str, dict]:
     return "file://" + absolute.replace(os.sep, "/"), {}
 
 
-def _location(path: str, layer: str | None) -> dict:
+def _location(path: str, layer: str | None, line: int = 1) -> dict:
     uri, base = _uri(path)
-    location = {"physicalLocation": {"artifactLocation": {"uri": uri, **base}, "region": {"startLine": 1}}}
+    location = {"physicalLocation": {"artifactLocation": {"uri": uri, **base}, "region": {"startLine": line}}}
     if layer:
         # GitHub shows only physical locations; the layer is kept here and named in the message.
         location["logicalLocations"] = [{"name": layer.split("/")[-1], "fullyQualifiedName": layer,
                                          "kind": "member"}]
     return location
+
+
+def source_of(finding) -> dict | None:
+    """{"file", "line"} of the user's code a graph-tier finding points at, if it does."""
+    source = finding.evidence.get("source") if isinstance(finding.evidence, dict) else None
+    if isinstance(source, dict) and isinstance(source.get("file"), str) and isinstance(source.get("line"), int) \
+            and source["line"] >= 1:
+        return source
+    return None
 
 
 def _fingerprint(finding, path: str, ordinal: int) -> str:
@@ -64,6 +73,12 @@ def to_sarif(report) -> dict:
                 "partialFingerprints": {"kerascheckFinding/v1": _fingerprint(f, model.path, seen[key])},
                 "properties": {"rule": f.rule, "evidence": _clean(dict(f.evidence))},
             }
+            source = source_of(f)
+            if source:
+                # Findings in the user's own code point at the line; the model file stays related.
+                result["locations"] = [_location(source["file"], f.layer, source["line"])]
+                result["relatedLocations"] = [{"id": 1, **_location(model.path, None),
+                                               "message": {"text": "the model file"}}]
             if f.code in index:
                 result["ruleIndex"] = index[f.code]
             results.append(result)

@@ -86,14 +86,15 @@ class Case:
     formats: tuple = ("keras",)
     skipped: str | None = None  # a regular expression the skip reason must match
     data: Callable | None = None  # (tmp_dir) -> path of an .npz for --data
+    options: dict = field(default_factory=dict)  # more Options, such as {"unsafe": True}
 
 
-def bad(name, build, *expect, formats=("keras",), skipped=None, data=None):
-    return Case(name, build, list(expect), formats, skipped, data)
+def bad(name, build, *expect, formats=("keras",), skipped=None, data=None, options=None):
+    return Case(name, build, list(expect), formats, skipped, data, dict(options or {}))
 
 
-def good(name, build, formats=("keras",), data=None):
-    return Case(name, build, [], formats, None, data)
+def good(name, build, formats=("keras",), data=None, options=None):
+    return Case(name, build, [], formats, None, data, dict(options or {}))
 
 
 ANY_LAYER = "<any layer>"

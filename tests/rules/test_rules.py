@@ -62,7 +62,7 @@ def _materialise(case, fmt, tmp_path):
 def test_case(rule_name, kind, case, fmt, tmp_path):
     path = _materialise(case, fmt, tmp_path)
     rules = select_rules([rule_name]) if rule_name else list(all_rules())
-    options = probe_options(data=case.data(tmp_path) if case.data else None)
+    options = probe_options(data=case.data(tmp_path) if case.data else None, **case.options)
     result = check_file(path, rules, options=options)
     assert result.errors == [], result.errors
     described = [(f.rule, f.layer, f.severity, f.message) for f in result.findings]

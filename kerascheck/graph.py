@@ -1,0 +1,515 @@
+"""The `graph` tier: the forward pass traced to TensorFlow ops, each op attributed to its layer.
+
+One trace with `tf.function`, during which kerascheck records when each layer
+call starts and ends (the graph's op counter), so every op belongs to the
+innermost layer call that created it: nested models, sub-layers of custom layers
+and a layer called twice included. Name scopes would say the same for most
+models, but TensorFlow renames a scope it has seen before (`dense_1`), which
+collides with real layer names.
+
+Only ops from the user's own code are judged: custom layer classes, Lambdas, and
+built-in layers given a custom activation function. Keras's own layers are
+known to guard their divisions. The dataflow analysis (`kerascheck.bounds`)
+decides, per op, whether a denominator or a log argument can reach zero and
+whether an `exp` can overflow; the suspects are then confirmed by pushing edge
+inputs through the same traced function, whose extra outputs are the suspects'
+inputs and outputs.
+"""
+from __future__ import annotations
+
+import inspect
+import linecache
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from kerascheck.bounds import Bounds, describe, exp_base, is_float, walk_back
+from kerascheck.modeltier import Options, TierUnavailable
+
+# The ops that can turn finite inputs into Inf/NaN by dividing or taking a log,
+# plus Exp (overflow), which the softmax checks follow.
+DIVISIONS = {"RealDiv", "Div", "FloorDiv", "TruncateDiv", "FloorMod", "Mod", "Reciprocal", "Inv", "Rsqrt", "Pow"}
+WATCHED = DIVISIONS | {"Log", "Exp"}
+# Their inputs are fetched too: a log of a probability is confirmed from the logits.
+FETCHED = WATCHED | {"Softmax", "Sigmoid"}
+# At most this many tensors are fetched for confirmation (each is small: a few examples).
+MAX_FETCHED = 4000
+EDGE_EXAMPLES = 4
+
+
+@dataclass
+class Call:
+    """One layer call during the trace (or the loss function, which has no layer)."""
+
+    layer: object
+    path: str  # "outer/inner" below the top-level model; "" for the model itself
+    user: bool  # the code is the user's (custom class, Lambda, custom activation)
+    parent: "Call | None"
+    source_files: frozenset = frozenset()
+    input: object = None  # the symbolic tensor the layer was called on (its first argument)
+
+    @property
+    def class_name(self) -> str:
+        return type(self.layer).__name__ if self.layer is not None else "loss"
+
+    def user_owner(self) -> "Call | None":
+        call = self
+        while call is not None and not call.user:
+            call = call.parent
+        return call
+
+
+@dataclass
+class Suspect:
+    """An op in user code that can produce Inf/NaN, with what the analysis found."""
+
+    rule: str  # "risky-division" or "unstable-softmax"
+    form: str  # division, reciprocal, rsqrt, power, log, softmax, exp-division, log-probability
+    layer: str | None
+    layer_class: str
+    op: str
+    op_type: str
+    operand: str  # what the denominator (or log argument, or exp input) is computed from
+    source: dict | None = None  # {"file", "line", "code"} when the layer's code is on disk
+    lambda_layer: bool = False
+    confirmed: list = field(default_factory=list)  # names of the edge inputs that gave Inf/NaN there
+    nonfinite: str | None = None  # "NaN" or "Inf", from the first confirming input
+    confirmed_at: str = "op"  # "op": the op's own output; "layer": the layer run alone on an edge input
+    roots: list = field(default_factory=list, repr=False)  # tensors that must be finite for a confirmation
+    result: object = field(default=None, repr=False)  # the tensor that turns non-finite
+
+    def to_evidence(self) -> dict:
+        return {"op": self.op, "op_type": self.op_type, "form": self.form, "operand": self.operand,
+                "layer_class": self.layer_class, "source": self.source, "confirmed_by": list(self.confirmed),
+                "nonfinite": self.nonfinite, "confirmed_at": self.confirmed_at if self.confirmed else None}
+
+
+@dataclass
+class GraphFacts:
+    ops: int
+    user_ops: int
+    calls: int
+    suspects: list
+    edge_inputs: list  # names of the inputs pushed through, in order
+    seconds: dict  # trace, analysis, confirmation
+    uninspected: list = field(default_factory=list)  # user layers whose ops could not be traced
+
+
+class _Recorder:
+    """Wraps keras.layers.Layer.__call__ for the duration of one trace."""
+
+    def __init__(self, keras):
+        self.keras = keras
+        self.events: list = []  # (graph version, "enter"/"exit", Call)
+        self.stack: list[Call] = []
+        self.graph = None
+        self._original = None
+
+    def __enter__(self):
+        recorder = self
+        original = self._original = self.keras.layers.Layer.__call__
+
+        def __call__(layer, *args, **kwargs):
+            graph = recorder.graph
+            if graph is None:
+                return original(layer, *args, **kwargs)
+            parent = recorder.stack[-1] if recorder.stack else None
+            path = layer.name if parent is None or parent.parent is None else f"{parent.path}/{layer.name}"
+            if parent is None:
+                path = ""
+            user, files = _user_code(layer)
+            first = args[0] if args else None
+            call = Call(layer, path, user, parent, files,
+                        first if getattr(first, "graph", None) is graph else None)
+            recorder.stack.append(call)
+            recorder.events.append((graph.version, "enter", call))
+            try:
+                return original(layer, *args, **kwargs)
+            finally:
+                recorder.events.append((graph.version, "exit", call))
+                recorder.stack.pop()
+
+        self.keras.layers.Layer.__call__ = __call__
+        return self
+
+    def __exit__(self, *exc):
+        self.keras.layers.Layer.__call__ = self._original
+        self.graph = None
+
+    def owners(self, graph, offset: int) -> dict:
+        """op id -> innermost Call, by one sweep over the recorded events."""
+        ops = sorted(graph.get_operations(), key=lambda o: o._id)
+        owner: dict = {}
+        stack: list = []
+        events = self.events
+        i = 0
+        for op in ops:
+            version = op._id - offset
+            while i < len(events) and events[i][0] < version:
+                _, kind, call = events[i]
+                if kind == "enter":
+                    stack.append(call)
+                elif stack:
+                    stack.pop()
+                i += 1
+            owner[op._id] = stack[-1] if stack else None
+        return owner
+
+
+def _user_code(layer) -> tuple[bool, frozenset]:
+    """Whether a layer runs the user's code, and the source files that code lives in."""
+    cls = type(layer)
+    module = getattr(cls, "__module__", "") or ""
+    if module == "keras" or module.startswith(("keras.", "tf_keras.")):
+        if cls.__name__ == "Lambda":
+            return True, frozenset()  # its function came out of the file; its "filename" is the author's
+        activation = getattr(layer, "activation", None)
+        act_module = getattr(activation, "__module__", "") or ""
+        if callable(activation) and not (act_module == "keras" or act_module.startswith(("keras.", "tf_keras."))):
+            return True, frozenset(f for f in (_source_file(activation),) if f)
+        return False, frozenset()
+    files = set()
+    for klass in cls.__mro__:
+        mod = getattr(klass, "__module__", "") or ""
+        if mod == "keras" or mod.startswith(("keras.", "tf_keras.", "builtins")):
+            break
+        path = _source_file(klass)
+        if path:
+            files.add(path)
+    return True, frozenset(files)
+
+
+def _source_file(obj) -> str | None:
+    try:
+        path = inspect.getsourcefile(obj)
+    except (TypeError, OSError):
+        path = None
+    if path is None and inspect.isclass(obj):
+        # A class from a module loaded by path and not in sys.modules: its methods still know their file.
+        code = next((v.__code__ for v in vars(obj).values() if inspect.isfunction(v)), None)
+        path = code.co_filename if code is not None else None
+    return os.path.abspath(path) if path and os.path.isfile(path) else None
+
+
+def build_graph(model, spec, options: Options, judge_keras: bool = False) -> GraphFacts:
+    """Trace, attribute, analyse and confirm; raises TierUnavailable with the reason when it cannot.
+
+    judge_keras=True judges Keras's own layers as if they were user code: the tests
+    use it to show the analysis recognises the guards Keras writes.
+    """
+    import keras
+    import tensorflow as tf
+
+    try:
+        inputs = list(model.inputs)
+    except (AttributeError, ValueError):
+        raise TierUnavailable("the model does not record its input shapes (a subclassed model saved "
+                              "unbuilt), so it cannot be traced") from None
+    specs = [tf.TensorSpec((None,) + tuple(t.shape[1:]), t.dtype) for t in inputs]
+    recorder = _Recorder(keras)
+    fetched: dict = {}
+    started = time.perf_counter()
+
+    def forward(*xs):
+        graph = tf.compat.v1.get_default_graph()
+        existing = graph.get_operations()
+        offset = (max(op._id for op in existing) - graph.version) if existing else 1
+        recorder.graph = graph
+        out = model(list(xs) if len(xs) > 1 else xs[0], training=False)
+        recorder.graph = None
+        owner = recorder.owners(graph, offset)
+        # Everything an edge-input run needs to see: the inputs and outputs of every
+        # watched op in user code. Chosen before the analysis, so one trace serves both.
+        tensors, layer_inputs = {}, {}
+        for op in graph.get_operations():
+            call = owner.get(op._id)
+            home = call.user_owner() if call is not None else None
+            if op.type in FETCHED and call is not None and (judge_keras or home is not None):
+                for t in list(op.inputs) + list(op.outputs):
+                    if is_float(t) and len(tensors) < MAX_FETCHED:
+                        tensors.setdefault(t.name, t)
+                # And the layer's own input, for confirming at the layer when the model's edge
+                # inputs do not reach it at scale (a normalisation upstream, say).
+                if home is not None and home.input is not None and is_float(home.input):
+                    tensors.setdefault(home.input.name, home.input)
+                    layer_inputs[home.path] = (home, home.input.name)
+        fetched["owner"], fetched["names"], fetched["layer_inputs"] = owner, list(tensors), layer_inputs
+        return out, list(tensors.values())
+
+    with recorder:
+        try:
+            concrete = tf.function(forward).get_concrete_function(*specs)
+        except TierUnavailable:
+            raise
+        except Exception as exc:
+            lines = [l.strip() for l in str(exc).splitlines() if l.strip()]
+            # TensorFlow puts the traced code's stack first and the error itself last.
+            text = lines[-1] if lines and "in user code" in lines[0] else (lines[0] if lines else "")
+            raise TierUnavailable(f"tracing the forward pass failed: {type(exc).__name__}: {text[:200]}") from None
+    traced = time.perf_counter()
+
+    graph = concrete.graph
+    owner = fetched["owner"]
+    ops = graph.get_operations()
+    bounds = Bounds(*_variables(model, concrete))
+    suspects = []
+    user_ops = 0
+    for op in ops:
+        call = owner.get(op._id)
+        home = call.user_owner() if call is not None else None
+        if home is None and judge_keras and call is not None:
+            home = call
+        if home is None:
+            continue
+        user_ops += 1
+        if op.type in WATCHED and any(is_float(t) for t in op.outputs):
+            suspect = _judge(op, home, owner, bounds)
+            if suspect is not None:
+                suspects.append(suspect)
+    analysed = time.perf_counter()
+
+    edge_names: list = []
+    if suspects:
+        edge_names = _confirm(concrete, fetched["names"], suspects, model, spec, options, fetched["layer_inputs"])
+    done = time.perf_counter()
+    calls = sum(1 for e in recorder.events if e[1] == "enter")
+    return GraphFacts(ops=len(ops), user_ops=user_ops, calls=calls, suspects=_dedupe(suspects),
+                      edge_inputs=edge_names,
+                      seconds={"trace": traced - started, "analysis": analysed - traced, "confirmation": done - analysed})
+
+
+def _variables(model, concrete) -> tuple[dict, dict]:
+    """For each captured resource placeholder: the variable's path (for readable operands) and,
+    for non-trainable variables, the range of the values it holds.
+
+    Trainable weights are unbounded to the analysis (training can move them through
+    zero); statistics a layer keeps itself (a moving variance) are what they are at
+    inference, so their stored range counts.
+    """
+    by_handle = {}
+    for v in model.variables:
+        handle = getattr(getattr(v, "value", v), "handle", None)
+        if handle is not None:
+            by_handle[id(handle)] = v
+    names, ranges = {}, {}
+    for external, internal in concrete.graph.captures:
+        v = by_handle.get(id(external))
+        if v is None:
+            continue
+        names[internal.op.name] = v.path
+        if not v.trainable:
+            try:
+                values = np.asarray(v.numpy(), dtype=np.float64)
+            except Exception:
+                continue
+            if values.size and np.all(np.isfinite(values)):
+                ranges[internal.op.name] = (float(values.min()), float(values.max()))
+    return names, ranges
+
+
+def _judge(op, call: Call, owner: dict, bounds: Bounds) -> Suspect | None:
+    kind = op.type
+
+    def suspect(rule, form, operand_tensor, roots, result=None):
+        return Suspect(rule=rule, form=form, layer=call.path or None, layer_class=call.class_name, op=op.name,
+                       op_type=kind, operand=describe(operand_tensor, owner, bounds, call),
+                       source=_source(op, call), lambda_layer=call.class_name == "Lambda",
+                       roots=[t.name for t in roots], result=(result or op.outputs[0]).name)
+
+    if kind == "Log":
+        arg = op.inputs[0]
+        prob = _probability_source(arg, owner)
+        if prob is not None:
+            exps = _unbounded_exps(prob, bounds, owner) if prob.op.type in ("RealDiv", "Div") else []
+            roots = [_exponent(e) for e in exps] or list(prob.op.inputs)
+            return suspect("unstable-softmax", "log-probability", prob, roots)
+        if bounds.lower(arg) > 0:
+            return None
+        return suspect("risky-division", "log", arg, [arg])
+    if kind == "Exp":
+        return None  # judged where it feeds a division
+    if kind in ("RealDiv", "Div", "FloorDiv", "TruncateDiv", "FloorMod", "Mod"):
+        num, den = op.inputs[0], op.inputs[1]
+        exps = _unbounded_exps(num, bounds, owner) + _unbounded_exps(den, bounds, owner)
+        if exps:
+            shaped = _has_sum_of_exp(den, owner) and bool(_unbounded_exps(num, bounds, owner))
+            return suspect("unstable-softmax", "softmax" if shaped else "exp-division",
+                           den if shaped else _exponent(exps[0]), [_exponent(e) for e in exps])
+        if bounds.nonzero(den):
+            return None
+        return suspect("risky-division", "division", den, [num, den])
+    if kind in ("Reciprocal", "Inv"):
+        den = op.inputs[0]
+        return None if bounds.nonzero(den) else suspect("risky-division", "reciprocal", den, [den])
+    if kind == "Rsqrt":
+        den = op.inputs[0]
+        return None if bounds.lower(den) > 0 else suspect("risky-division", "rsqrt", den, [den])
+    if kind == "Pow":
+        base, exponent = op.inputs[0], op.inputs[1]
+        if bounds.upper(exponent) >= 0:
+            return None  # x ** 2 and the like; an unknown exponent could be negative: upper() is +inf then
+        if bounds.lower(exponent) >= 0:
+            return None
+        return None if bounds.lower(base) > 0 else suspect("risky-division", "power", base, [base])
+    return None
+
+
+def _probability_source(t, owner):
+    """The softmax/sigmoid (built-in op, or a hand-written exp/sum division) that `t` passes on, if any."""
+    for node in walk_back(t, hops=4, through="passthrough"):
+        if node.op.type in ("Softmax", "Sigmoid"):
+            return node
+        if node.op.type in ("RealDiv", "Div") and any(n.op.type == "Exp" or exp_base(n.op) is not None
+                                                      for n in walk_back(node.op.inputs[0], 4, "arith")):
+            return node
+    return None
+
+
+def _unbounded_exps(t, bounds: Bounds, owner) -> list:
+    """Exp ops feeding `t` (through arithmetic and reductions) whose input nothing bounds from above."""
+    found = []
+    for node in walk_back(t, hops=6, through="arith"):
+        op = node.op
+        if op.type == "Exp" and bounds.upper(op.inputs[0]) > 80.0:  # float32 exp overflows at ~88.7
+            found.append(op)
+        elif exp_base(op) is not None and bounds.upper(op.inputs[1]) * np.log(exp_base(op)) > 80.0:
+            found.append(op)
+    return found
+
+
+def _exponent(op):
+    return op.inputs[1] if op.type == "Pow" else op.inputs[0]
+
+
+def _has_sum_of_exp(t, owner) -> bool:
+    nodes = list(walk_back(t, hops=6, through="arith"))
+    return any(n.op.type in ("Sum", "Mean") for n in nodes) and \
+        any(n.op.type == "Exp" or exp_base(n.op) is not None for n in nodes)
+
+
+def _source(op, call: Call) -> dict | None:
+    """File and line of the user's expression that created the op, from TensorFlow's op traceback."""
+    if not call.source_files:
+        return None
+    try:
+        frames = list(op.traceback)
+    except Exception:
+        return None
+    for frame in reversed(frames):
+        filename = os.path.abspath(frame.filename)
+        if filename in call.source_files:
+            code = linecache.getline(filename, frame.lineno).strip()
+            return {"file": _display_path(filename), "line": int(frame.lineno), "code": code}
+    return None
+
+
+def _display_path(path: str) -> str:
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        return path
+    return path if rel.startswith("..") else rel
+
+
+def _dedupe(suspects: list) -> list:
+    """One suspect per layer, rule, form and operand (a layer dividing twice by the same thing is one problem)."""
+    seen, out = set(), []
+    for s in suspects:
+        key = (s.rule, s.layer, s.form, s.operand)
+        if key not in seen:
+            seen.add(key)
+            out.append(s)
+    return out
+
+
+def edge_inputs(model, spec, options: Options) -> list[tuple[str, list]]:
+    """The inputs pushed through the model: the sample itself, then the edge cases."""
+    from kerascheck.probes import load_data, synthesize_inputs
+
+    rng = np.random.default_rng(options.seed)
+    if options.data:
+        base = [x[:EDGE_EXAMPLES] for x in load_data(options.data, model, spec).x]
+        what = "your data"
+    else:
+        base = synthesize_inputs(model, spec, rng, EDGE_EXAMPLES)
+        what = "a synthetic sample"
+    floats = [np.issubdtype(x.dtype, np.floating) for x in base]
+    cases = [(what, base), ("an all-zero input", [np.zeros_like(x) for x in base])]
+    if any(floats):
+        scale = [float(np.mean(np.abs(x))) or 1.0 if f else 0.0 for x, f in zip(base, floats)]
+        cases.append(("a constant row", [np.full_like(x, s) if f else x for x, s, f in zip(base, scale, floats)]))
+        for factor in (1e3, 1e4):
+            cases.append((f"the sample x{factor:.0e}".replace("+0", ""),
+                          [(x * factor).astype(x.dtype) if f else x for x, f in zip(base, floats)]))
+    return cases
+
+
+def _confirm(concrete, names: list, suspects: list, model, spec, options: Options, layer_inputs: dict) -> list:
+    """Run the traced function on each edge input; a suspect is confirmed where its roots are
+    finite and its result is not (so the op itself made the Inf/NaN, not something upstream).
+
+    Then, for a layer whose one remaining suspect no model input confirmed, the same edge
+    cases are made from the layer's own input and pushed through that layer alone.
+    """
+    import tensorflow as tf
+
+    index = {name: i for i, name in enumerate(names)}
+    cases = edge_inputs(model, spec, options)
+    sample_values = None
+    for label, xs in cases:
+        try:
+            _, values = concrete(*[tf.constant(x) for x in xs])
+        except Exception:
+            continue  # an input the model rejects (say, token ids out of range) confirms nothing
+        values = [v.numpy() for v in values]
+        if sample_values is None:
+            sample_values = values
+        for s in suspects:
+            if s.result not in index or any(r not in index for r in s.roots):
+                continue
+            result = values[index[s.result]]
+            if np.all(np.isfinite(result)):
+                continue
+            if all(np.all(np.isfinite(values[index[r]])) for r in s.roots):
+                if not s.confirmed:
+                    s.nonfinite = "NaN" if np.any(np.isnan(result)) else "Inf"
+                s.confirmed.append(label)
+    if sample_values is not None:
+        _confirm_at_layers(suspects, layer_inputs, sample_values, index)
+    return [label for label, _ in cases]
+
+
+def _confirm_at_layers(suspects: list, layer_inputs: dict, values: list, index: dict) -> None:
+    import tensorflow as tf
+
+    for path, (call, name) in layer_inputs.items():
+        open_ = [s for s in suspects if s.layer == (path or None) and not s.confirmed]
+        if len(open_) != 1 or name not in index:
+            continue  # with several suspects, a non-finite output would not say which op made it
+        x = values[index[name]]
+        if not np.all(np.isfinite(x)):
+            continue
+        scale = float(np.mean(np.abs(x))) or 1.0
+        for label, variant in (("an all-zero input to the layer", np.zeros_like(x)),
+                               ("a constant row into the layer", np.full_like(x, scale)),
+                               ("the layer's input x1e3", x * 1e3), ("the layer's input x1e4", x * 1e4)):
+            try:
+                out = _call_layer(call.layer, tf.constant(variant))
+            except Exception:
+                break  # a layer that rejects the variant confirms nothing
+            out = [np.asarray(o) for o in tf.nest.flatten(out)]
+            bad = [o for o in out if o.dtype.kind == "f" and not np.all(np.isfinite(o))]
+            if bad:
+                if not open_[0].confirmed:
+                    open_[0].nonfinite = "NaN" if any(np.any(np.isnan(o)) for o in bad) else "Inf"
+                    open_[0].confirmed_at = "layer"
+                open_[0].confirmed.append(label)
+
+
+def _call_layer(layer, x):
+    try:
+        return layer(x, training=False)
+    except TypeError:  # a call() without a training argument
+        return layer(x)

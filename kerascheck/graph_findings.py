@@ -1,0 +1,53 @@
+"""What the two graph-tier rules say about a suspect op: where it is, and whether it was confirmed."""
+from __future__ import annotations
+
+
+def where(suspect) -> str:
+    """" (op RealDiv 'model/norm/truediv', at layers.py:12: `return x / s`)" """
+    at = f"op {suspect.op_type} '{suspect.op}'"
+    if suspect.source:
+        src = suspect.source
+        at += f", at {src['file']}:{src['line']}" + (f": `{src['code']}`" if src.get("code") else "")
+    return f" ({at})"
+
+
+def outcome(suspect, graph) -> tuple[str, str]:
+    """(severity, sentence): confirmed by an edge input is an error, otherwise a warning."""
+    if suspect.confirmed:
+        others = [c for c in suspect.confirmed[1:]]
+        also = f" (also {', '.join(others)})" if others else ""
+        if suspect.confirmed_at == "layer":
+            return "error", (f" Confirmed by running the layer alone: {suspect.confirmed[0]} gives "
+                             f"{suspect.nonfinite} in its output{also}, from a finite input.")
+        return "error", (f" Confirmed: {suspect.confirmed[0]} gives {suspect.nonfinite} there{also}, "
+                         "while everything feeding the op stays finite.")
+    tried = ", ".join(graph.edge_inputs) if graph.edge_inputs else "none"
+    return "warning", f" Not confirmed by the inputs tried ({tried}), so it is a warning."
+
+
+def layer_label(suspect) -> str:
+    if suspect.layer is None:
+        return f"The model's own call ({suspect.layer_class})"
+    return f"Layer '{suspect.layer}' ({suspect.layer_class})"
+
+
+def evidence(suspect, graph) -> dict:
+    return {**suspect.to_evidence(), "edge_inputs": list(graph.edge_inputs), "graph_ops": graph.ops,
+            "user_ops": graph.user_ops}
+
+
+def report(rule, facts, what: dict):
+    """The findings of one graph rule: one per suspect op the analysis gave that rule."""
+    graph = facts.graph
+    for suspect in graph.suspects:
+        if suspect.rule != rule.name:
+            continue
+        text, fix = what[suspect.form]
+        severity, confirmation = outcome(suspect, graph)
+        yield rule.finding(
+            layer=suspect.layer,
+            severity=severity,
+            message=f"{layer_label(suspect)} {text.format(operand=suspect.operand)}{where(suspect)}.{confirmation}",
+            fix=fix,
+            evidence=evidence(suspect, graph),
+        )

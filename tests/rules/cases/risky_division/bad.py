@@ -1,0 +1,151 @@
+import keras
+import tensorflow as tf
+from keras import layers, ops
+
+from helpers import Expect, bad
+
+PKG = "kc_risky_bad"
+
+
+def _wrap(layer, width=8):
+    inp = keras.Input((width,))
+    return keras.Model(inp, layer(inp))
+
+
+@keras.saving.register_keras_serializable(package=PKG)
+class SlashBySum(layers.Layer):
+    def call(self, x):
+        return x / ops.sum(x, axis=-1, keepdims=True)
+
+
+@keras.saving.register_keras_serializable(package=PKG)
+class OpsDivideByNorm(layers.Layer):
+    def call(self, x):
+        norm = ops.sqrt(ops.sum(ops.square(x), axis=-1, keepdims=True))
+        return ops.divide(x, norm)
+
+
+@keras.saving.register_keras_serializable(package=PKG)
+class TfTruedivByMean(layers.Layer):
+    def call(self, x):
+        return tf.math.truediv(x, tf.reduce_mean(x, axis=-1, keepdims=True))
+
+
+@keras.saving.register_keras_serializable(package=PKG)
+class TfReciprocal(layers.Layer):
+    def call(self, x):
+        return tf.math.reciprocal(x)
+
+
+@keras.saving.register_keras_serializable(package=PKG)
+class OpsLog(layers.Layer):
+    def call(self, x):
+        return ops.log(x)
+
+
+@keras.saving.register_keras_serializable(package=PKG)
+class StandardizeNoEps(layers.Layer):
+    def call(self, x):
+        mean = ops.mean(x, axis=-1, keepdims=True)
+        var = ops.mean(ops.square(x - mean), axis=-1, keepdims=True)
+        return (x - mean) / ops.sqrt(var)
+
+
+@keras.saving.register_keras_serializable(package=PKG)
+class TfRsqrtVariance(layers.Layer):
+    def call(self, x):
+        return x * tf.math.rsqrt(tf.math.reduce_variance(x, axis=-1, keepdims=True))
+
+
+@keras.saving.register_keras_serializable(package=PKG)
+class ByLearnedScale(layers.Layer):
+    """Divides by a weight: no input makes it zero, but training can."""
+
+    def build(self, shape):
+        self.scale = self.add_weight(shape=(shape[-1],), initializer="ones", name="scale")
+
+    def call(self, x):
+        return x / self.scale
+
+
+@keras.saving.register_keras_serializable(package=PKG)
+class ProjectThenNormalise(layers.Layer):
+    def __init__(self, units=4, **kw):
+        super().__init__(**kw)
+        self.units = units
+        self.proj = layers.Dense(units, activation="relu")
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}
+
+    def call(self, x):
+        h = self.proj(x)
+        return h / ops.sum(h, axis=-1, keepdims=True)
+
+
+def slash(tmp, fmt):
+    return _wrap(SlashBySum(name="share"))
+
+
+def ops_divide(tmp, fmt):
+    return _wrap(OpsDivideByNorm(name="unit"))
+
+
+def tf_truediv(tmp, fmt):
+    return _wrap(TfTruedivByMean(name="rel"))
+
+
+def reciprocal(tmp, fmt):
+    return _wrap(TfReciprocal(name="inv"))
+
+
+def log(tmp, fmt):
+    return _wrap(OpsLog(name="logx"))
+
+
+def sqrt_variance(tmp, fmt):
+    return _wrap(StandardizeNoEps(name="std"))
+
+
+def rsqrt_variance(tmp, fmt):
+    return _wrap(TfRsqrtVariance(name="whiten"))
+
+
+def learned_scale(tmp, fmt):
+    return _wrap(ByLearnedScale(name="scaled"))
+
+
+def sub_layer(tmp, fmt):
+    return _wrap(ProjectThenNormalise(name="proj_norm"))
+
+
+def nested(tmp, fmt):
+    inner_in = keras.Input((8,))
+    inner = keras.Model(inner_in, StandardizeNoEps(name="std")(layers.Dense(8, name="d")(inner_in)), name="block")
+    inp = keras.Input((8,))
+    return keras.Model(inp, layers.Dense(2, name="head")(inner(inp)))
+
+
+CASES = [
+    bad("slash", slash, Expect("share", "error", r"Layer 'share' \(SlashBySum\) divides by `sum\(input\)`.*"
+                                                 r"at \S*bad\.py:\d+: `return x / ops\.sum.*Confirmed: an all-zero "
+                                                 r"input gives NaN", {"op_type": "RealDiv", "form": "division"})),
+    bad("ops_divide", ops_divide, Expect("unit", "error", r"divides by `sqrt\(sum\(square\(input\)\)\)`.*ops\.divide"
+                                                         r".*Confirmed: an all-zero input gives NaN")),
+    bad("tf_truediv", tf_truediv, Expect("rel", "error", r"divides by `mean\(input\)`.*tf\.math\.truediv.*Confirmed")),
+    bad("reciprocal", reciprocal, Expect("inv", "error", r"reciprocal of `input`.*Confirmed: an all-zero input gives Inf",
+                                         {"form": "reciprocal", "op_type": "Reciprocal"})),
+    bad("log", log, Expect("logx", "error", r"takes the log of `input`.*Confirmed: a synthetic sample gives NaN",
+                           {"form": "log"})),
+    bad("sqrt_variance", sqrt_variance,
+        Expect("std", "error", r"divides by `sqrt\(mean\(square\(input - mean\(input\)\)\)\)`.*Confirmed: an all-zero "
+                               r"input gives NaN there \(also a constant row", {"form": "division"})),
+    bad("rsqrt_variance", rsqrt_variance, Expect("whiten", "error", r"takes rsqrt of .*Confirmed", {"form": "rsqrt"})),
+    bad("learned_scale", learned_scale,
+        Expect("scaled", "warning", r"divides by `weight 'scaled/scale'`.*Not confirmed by the inputs tried "
+                                    r"\(a synthetic sample, an all-zero input, a constant row, the sample x1e3, "
+                                    r"the sample x1e4\)", {"confirmed_by": []})),
+    bad("sub_layer", sub_layer, Expect("proj_norm", "error", r"divides by `sum\(dense_\d+\(…\)\)`.*Confirmed")),
+    bad("nested", nested, Expect("block/std", "error", r"Layer 'block/std' \(StandardizeNoEps\) divides by "
+                                                       r"`sqrt\(mean\(square\(")),
+]

@@ -1,0 +1,50 @@
+import keras
+import tensorflow as tf
+from keras import layers, ops
+
+from helpers import good
+
+PKG = "kc_softmax_good"
+
+
+def _wrap(*stack, width=8):
+    inp = keras.Input((width,))
+    x = inp
+    for layer in stack:
+        x = layer(x)
+    return keras.Model(inp, x)
+
+
+@keras.saving.register_keras_serializable(package=PKG)
+class StableSoftmax(layers.Layer):
+    def call(self, x):
+        e = ops.exp(x - ops.max(x, axis=-1, keepdims=True))
+        return e / ops.sum(e, axis=-1, keepdims=True)
+
+
+@keras.saving.register_keras_serializable(package=PKG)
+class TfStableSoftmax(layers.Layer):
+    def call(self, x):
+        shifted = x - tf.stop_gradient(tf.reduce_max(x, axis=-1, keepdims=True))
+        return tf.exp(shifted) / tf.reduce_sum(tf.exp(shifted), axis=-1, keepdims=True)
+
+
+@keras.saving.register_keras_serializable(package=PKG)
+class Stable(layers.Layer):
+    """The built-in stable forms, and exp of a bounded value."""
+
+    def call(self, x):
+        bounded = ops.exp(ops.tanh(x))
+        return (ops.softmax(x) + ops.log_softmax(x) + ops.log_sigmoid(x) + ops.sigmoid(x)
+                + bounded / ops.sum(bounded, axis=-1, keepdims=True))
+
+
+CASES = [
+    good("stable_softmax", lambda tmp, fmt: _wrap(StableSoftmax(name="attn"))),
+    good("tf_stable_softmax", lambda tmp, fmt: _wrap(TfStableSoftmax(name="attn"))),
+    good("builtins_and_bounded_exp", lambda tmp, fmt: _wrap(Stable(name="stable"))),
+    good("softmax_layer", lambda tmp, fmt: _wrap(layers.Dense(4), layers.Softmax())),
+    good("lambda_bounded_exp", lambda tmp, fmt: _wrap(layers.Dense(4, activation="tanh"), layers.Lambda(
+        lambda t: 2.718281828459045 ** t / (1.0 + 2.718281828459045 ** t), output_shape=(4,), name="lam")),
+         options={"unsafe": True}),
+]

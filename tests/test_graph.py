@@ -1,0 +1,140 @@
+"""The graph tier end to end: custom code found by the CLI with its file and line, the
+machine formats pointing there, and no false positives on Keras's own architectures."""
+import importlib.util
+import json
+import os
+import textwrap
+
+import jsonschema
+import pytest
+
+from helpers import ROOT, kerascheck
+
+USER_CODE = textwrap.dedent('''\
+    import keras
+    from keras import ops
+
+
+    class Standardize(keras.layers.Layer):
+        """Not registered: the model loads only with --custom-objects pointing here."""
+
+        def call(self, x):
+            mean = ops.mean(x, axis=-1, keepdims=True)
+            var = ops.var(x, axis=-1, keepdims=True)
+            return (x - mean) / ops.sqrt(var)
+
+
+    class Attention(keras.layers.Layer):
+        def call(self, x):
+            e = ops.exp(x)
+            return e / ops.sum(e, axis=-1, keepdims=True)
+''')
+DIVISION_LINE = 11  # the `return (x - mean) / ops.sqrt(var)` line above
+SOFTMAX_LINE = 17
+
+
+@pytest.fixture(scope="module")
+def user_model(tmp_path_factory):
+    import keras
+
+    tmp = tmp_path_factory.mktemp("graph")
+    (tmp / "userlayers.py").write_text(USER_CODE)
+    spec = importlib.util.spec_from_file_location("userlayers", tmp / "userlayers.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    inp = keras.Input((8,))
+    x = module.Standardize(name="std")(keras.layers.Dense(8, name="d")(inp))
+    out = module.Attention(name="attn")(keras.layers.Dense(4, name="scores")(x))
+    keras.Model(inp, out).save(tmp / "custom.keras")
+    return tmp
+
+
+def _run(tmp, *args):
+    return kerascheck("custom.keras", "--custom-objects", "userlayers.py", "--select", "KC1", "--ignore",
+                      "nan-in-training", "--no-html", *args, cwd=str(tmp))
+
+
+def test_text_points_at_the_users_file_and_line(user_model):
+    before = (user_model / "custom.keras").read_bytes()
+    proc = _run(user_model)
+    assert proc.returncode == 1, proc.stderr
+    out = " ".join(proc.stdout.split())  # the text report wraps long messages
+    assert "error KC102 risky-division layer std" in out
+    assert f"at userlayers.py:{DIVISION_LINE}: `return (x - mean) / ops.sqrt(var)`" in out
+    assert "Confirmed: an all-zero input gives NaN" in out
+    assert f"at userlayers.py:{SOFTMAX_LINE}: `return e / ops.sum(e, axis=-1, keepdims=True)`" in out
+    # Standardize keeps the model's edge inputs at unit scale, so the softmax is confirmed
+    # by running the layer alone on its own input scaled up.
+    assert "Confirmed by running the layer alone: the layer's input x1e3 gives NaN in its output" in out
+    assert (user_model / "custom.keras").read_bytes() == before  # the user's file is never written
+
+
+def test_json_evidence_names_the_op_and_its_source(user_model):
+    proc = _run(user_model, "--format", "json")
+    findings = {f["rule"]: f for f in json.loads(proc.stdout)["models"][0]["findings"]}
+    division = findings["risky-division"]["evidence"]
+    assert division["source"] == {"file": "userlayers.py", "line": DIVISION_LINE,
+                                  "code": "return (x - mean) / ops.sqrt(var)"}
+    assert division["op_type"] == "RealDiv" and division["operand"].startswith("sqrt(")
+    assert division["confirmed_by"][0] == "an all-zero input" and division["nonfinite"] == "NaN"
+    softmax = findings["unstable-softmax"]
+    assert softmax["layer"] == "attn" and softmax["severity"] == "error"
+    assert softmax["evidence"]["source"]["line"] == SOFTMAX_LINE
+
+
+def test_sarif_and_github_annotate_the_source_line(user_model):
+    log = json.loads(_run(user_model, "--format", "sarif").stdout)
+    schema = json.load(open(os.path.join(ROOT, "tests", "data", "sarif-schema-2.1.0.json")))
+    jsonschema.Draft4Validator(schema).validate(log)
+    by_rule = {r["properties"]["rule"]: r for r in log["runs"][0]["results"]}
+    division = by_rule["risky-division"]
+    physical = division["locations"][0]["physicalLocation"]
+    assert physical["artifactLocation"]["uri"] == "userlayers.py"
+    assert physical["region"]["startLine"] == DIVISION_LINE
+    assert division["relatedLocations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "custom.keras"
+    assert division["locations"][0]["logicalLocations"][0]["fullyQualifiedName"] == "std"
+
+    lines = _run(user_model, "--format", "github").stdout.splitlines()
+    assert any(l.startswith(f"::error file=userlayers.py,line={DIVISION_LINE},title=KC102 risky-division::")
+               for l in lines), lines
+    assert any(l.startswith(f"::error file=userlayers.py,line={SOFTMAX_LINE},title=KC101 unstable-softmax::")
+               for l in lines), lines
+
+
+def test_static_skips_the_graph_rules_with_the_reason(user_model):
+    proc = _run(user_model, "--static", "--format", "json")
+    skipped = {s["rule"]: s["reason"] for s in json.loads(proc.stdout)["models"][0]["skipped"]}
+    assert "graph tier" in skipped["risky-division"] and "graph tier" in skipped["unstable-softmax"]
+    assert proc.returncode == 0
+
+
+def test_missing_custom_code_is_a_clear_exit_2(user_model):
+    proc = kerascheck("custom.keras", "--select", "risky-division", "--no-html", cwd=str(user_model))
+    assert proc.returncode == 2
+    assert "needs the custom class 'Attention'" in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+APPLICATIONS = ["ResNet50", "MobileNetV2", "EfficientNetB0", "DenseNet121", "ConvNeXtTiny"]
+
+
+@pytest.mark.parametrize("name", APPLICATIONS)
+def test_no_false_positives_on_keras_applications(name):
+    """No finding from either rule; and even judging Keras's own layers as if they were user
+    code, the analysis recognises every guard in these nets (BatchNormalization's
+    rsqrt(variance + eps), LayerNormalization, Normalization, softmax heads)."""
+    import keras
+
+    from kerascheck.engine import select_rules
+    from kerascheck.graph import build_graph
+    from kerascheck.modeltier import Options
+    from kerascheck.rule import Facts
+
+    model = getattr(keras.applications, name)(weights=None)
+    graph = build_graph(model, None, Options())
+    assert graph.ops > 1000 and graph.user_ops == 0
+    facts = Facts(spec=None, model=model, graph=graph)
+    assert [f for rule in select_rules(["KC101", "KC102"]) for f in rule.check(facts)] == []
+    audit = build_graph(model, None, Options(), judge_keras=True)
+    assert audit.user_ops > 1000
+    assert [(s.layer, s.op) for s in audit.suspects] == []
