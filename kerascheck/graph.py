@@ -214,19 +214,33 @@ def build_graph(model, spec, options: Options, judge_keras: bool = False) -> Gra
 
     def forward(*xs):
         graph = tf.compat.v1.get_default_graph()
-        existing = graph.get_operations()
-        offset = (max(op._id for op in existing) - graph.version) if existing else 1
+        offset = start_offset(graph)
         recorder.graph = graph
         out = model(list(xs) if len(xs) > 1 else xs[0], training=False)
         recorder.graph = None
+        tensors = select(graph, offset)
+        return out, tensors
+
+    @tf.autograph.experimental.do_not_convert
+    def start_offset(graph):
+        """op._id minus graph.version: calibrated on the input placeholders that exist already."""
+        existing = graph.get_operations()
+        return (max(op._id for op in existing) - graph.version) if existing else 1
+
+    # Plain Python over the graph's ops: kept out of autograph, which would otherwise
+    # convert its loops and cost as much as the trace itself.
+    @tf.autograph.experimental.do_not_convert
+    def select(graph, offset):
         owner = recorder.owners(graph, offset)
         # Everything an edge-input run needs to see: the inputs and outputs of every
         # watched op in user code. Chosen before the analysis, so one trace serves both.
         tensors, layer_inputs = {}, {}
         for op in graph.get_operations():
+            if op.type not in FETCHED:
+                continue
             call = owner.get(op._id)
             home = call.user_owner() if call is not None else None
-            if op.type in FETCHED and call is not None and (judge_keras or home is not None):
+            if call is not None and (judge_keras or home is not None):
                 for t in list(op.inputs) + list(op.outputs):
                     if is_float(t) and len(tensors) < MAX_FETCHED:
                         tensors.setdefault(t.name, t)
@@ -236,7 +250,7 @@ def build_graph(model, spec, options: Options, judge_keras: bool = False) -> Gra
                     tensors.setdefault(home.input.name, home.input)
                     layer_inputs[home.path] = (home, home.input.name)
         fetched["owner"], fetched["names"], fetched["layer_inputs"] = owner, list(tensors), layer_inputs
-        return out, list(tensors.values())
+        return list(tensors.values())
 
     with recorder:
         try:
