@@ -72,6 +72,26 @@ def lambda_layer():
     return model
 
 
+def custom_norm():
+    # The layers come from examples/custom_layers.py (not registered: kerascheck needs
+    # --custom-objects to load them, and never imports the module the file names).
+    import importlib.util
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    spec = importlib.util.spec_from_file_location("custom_layers", os.path.join(here, "custom_layers.py"))
+    custom = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(custom)
+    inputs = keras.Input((16,), name="features")
+    x = custom.Standardize(name="standardize")(inputs)
+    x = layers.Dense(8, name="scores")(x)
+    x = custom.Attention(name="attention")(x)
+    outputs = layers.Dense(1, name="out")(x)
+    model = keras.Model(inputs, outputs, name="custom_norm")
+    schedule = keras.optimizers.schedules.ExponentialDecay(1e-3, decay_steps=1000, decay_rate=0.9)
+    model.compile(optimizer=keras.optimizers.Adam(schedule), loss="mse")
+    return model
+
+
 def raw_pixels():
     inputs = keras.Input((32, 32, 3), name="pixels")
     x = layers.Conv2D(8, 3, strides=2, activation="relu", name="conv")(inputs)
@@ -100,6 +120,7 @@ EXAMPLES = {
     "bad_init.keras": bad_init,
     "lambda_layer.keras": lambda_layer,
     "raw_pixels.keras": raw_pixels,
+    "custom_norm.keras": custom_norm,
     "legacy_logits.h5": legacy_logits,
 }
 

@@ -354,6 +354,8 @@ def describe(t, owner: dict, bounds: Bounds, call, depth: int = 5) -> str:
     if op.type in SHAPES or op.type == "Prod":
         return "a dimension size"
     if producer is None or producer.user_owner() is not call:
+        if call.layer is None:  # the loss: its inputs are the labels and the model's output
+            return "y_true" if op.type == "Placeholder" else "y_pred"
         return "input"
     if producer is not call and producer.layer is not None and producer.user_owner() is call \
             and not producer.user:

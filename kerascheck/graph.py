@@ -49,10 +49,11 @@ class Call:
     parent: "Call | None"
     source_files: frozenset = frozenset()
     input: object = None  # the symbolic tensor the layer was called on (its first argument)
+    label: str | None = None  # for the loss, which is not a layer: "loss 'my_loss'"
 
     @property
     def class_name(self) -> str:
-        return type(self.layer).__name__ if self.layer is not None else "loss"
+        return type(self.layer).__name__ if self.layer is not None else (self.label or "loss")
 
     def user_owner(self) -> "Call | None":
         call = self
@@ -78,6 +79,7 @@ class Suspect:
     nonfinite: str | None = None  # "NaN" or "Inf", from the first confirming input
     confirmed_at: str = "op"  # "op": the op's own output; "layer": the layer run alone on an edge input
     roots: list = field(default_factory=list, repr=False)  # tensors that must be finite for a confirmation
+    inputs: list = field(default_factory=list, repr=False)  # the op's own inputs: the roots when those were not fetched
     result: object = field(default=None, repr=False)  # the tensor that turns non-finite
 
     def to_evidence(self) -> dict:
@@ -181,6 +183,49 @@ def _user_code(layer) -> tuple[bool, frozenset]:
     return True, frozenset(files)
 
 
+def user_loss(model, spec, options: Options):
+    """(callable, name) of the compiled loss when it is the user's own code, else (None, None).
+
+    Resolved only from what the user supplied (--custom-objects) or code already imported
+    that registered it: a module named in the file is never imported.
+    """
+    import keras
+
+    raw = spec.config.get("compile_config") if spec is not None and isinstance(spec.config, dict) else None
+    loss = raw.get("loss") if isinstance(raw, dict) else None
+    if not isinstance(loss, dict) or len(model.outputs) != 1:
+        return None, None
+    from kerascheck.modeltier import import_custom_objects
+
+    custom = import_custom_objects(options.custom_objects) if options.custom_objects else {}
+    registered = loss.get("registered_name")
+    if loss.get("class_name") == "function" and isinstance(loss.get("config"), str):
+        full = loss["config"]
+        obj = custom.get(full.split(">")[-1]) or _registered_object(keras, full)
+        name = full.split(">")[-1]
+    elif isinstance(loss.get("class_name"), str) and isinstance(registered, str):
+        cls = custom.get(loss["class_name"]) or _registered_object(keras, registered)
+        config = loss.get("config") if isinstance(loss.get("config"), dict) else {}
+        try:
+            obj = cls.from_config(config) if isinstance(cls, type) else None
+        except Exception:
+            obj = None
+        name = loss["class_name"]
+    else:
+        return None, None
+    module = getattr(obj, "__module__", "") or ""
+    if obj is None or not callable(obj) or module == "keras" or module.startswith(("keras.", "tf_keras.")):
+        return None, None
+    return obj, name
+
+
+def _registered_object(keras, name: str):
+    try:
+        return keras.saving.get_registered_object(name)
+    except Exception:
+        return None
+
+
 def _source_file(obj) -> str | None:
     try:
         path = inspect.getsourcefile(obj)
@@ -208,6 +253,10 @@ def build_graph(model, spec, options: Options, judge_keras: bool = False) -> Gra
         raise TierUnavailable("the model does not record its input shapes (a subclassed model saved "
                               "unbuilt), so it cannot be traced") from None
     specs = [tf.TensorSpec((None,) + tuple(t.shape[1:]), t.dtype) for t in inputs]
+    loss_fn, loss_name = user_loss(model, spec, options)
+    if loss_fn is not None:
+        specs.append(tf.TensorSpec((None,) + tuple(model.outputs[0].shape[1:]), "float32"))
+        loss_files = frozenset(f for f in (_source_file(loss_fn), _source_file(type(loss_fn))) if f)
     recorder = _Recorder(keras)
     fetched: dict = {}
     started = time.perf_counter()
@@ -216,10 +265,22 @@ def build_graph(model, spec, options: Options, judge_keras: bool = False) -> Gra
         graph = tf.compat.v1.get_default_graph()
         offset = start_offset(graph)
         recorder.graph = graph
+        if loss_fn is not None:
+            xs, y_true = xs[:-1], xs[-1]
         out = model(list(xs) if len(xs) > 1 else xs[0], training=False)
+        if loss_fn is not None:
+            # The loss is the user's code too: one more call, with no layer, around it.
+            call = Call(None, "", True, None, loss_files, label=f"loss '{loss_name}'")
+            mark(graph, "enter", call)
+            loss_fn(y_true, out)
+            mark(graph, "exit", call)
         recorder.graph = None
         tensors = select(graph, offset)
         return out, tensors
+
+    @tf.autograph.experimental.do_not_convert
+    def mark(graph, kind, call):
+        recorder.events.append((graph.version, kind, call))
 
     @tf.autograph.experimental.do_not_convert
     def start_offset(graph):
@@ -286,7 +347,8 @@ def build_graph(model, spec, options: Options, judge_keras: bool = False) -> Gra
 
     edge_names: list = []
     if suspects:
-        edge_names = _confirm(concrete, fetched["names"], suspects, model, spec, options, fetched["layer_inputs"])
+        edge_names = _confirm(concrete, fetched["names"], suspects, model, spec, options, fetched["layer_inputs"],
+                              with_targets=loss_fn is not None)
     done = time.perf_counter()
     calls = sum(1 for e in recorder.events if e[1] == "enter")
     return GraphFacts(ops=len(ops), user_ops=user_ops, calls=calls, suspects=_dedupe(suspects),
@@ -330,7 +392,8 @@ def _judge(op, call: Call, owner: dict, bounds: Bounds) -> Suspect | None:
         return Suspect(rule=rule, form=form, layer=call.path or None, layer_class=call.class_name, op=op.name,
                        op_type=kind, operand=describe(operand_tensor, owner, bounds, call),
                        source=_source(op, call), lambda_layer=call.class_name == "Lambda",
-                       roots=[t.name for t in roots], result=(result or op.outputs[0]).name)
+                       roots=[t.name for t in roots], result=(result or op.outputs[0]).name,
+                       inputs=[t.name for t in op.inputs if is_float(t)])
 
     if kind == "Log":
         arg = op.inputs[0]
@@ -460,7 +523,8 @@ def edge_inputs(model, spec, options: Options) -> list[tuple[str, list]]:
     return cases
 
 
-def _confirm(concrete, names: list, suspects: list, model, spec, options: Options, layer_inputs: dict) -> list:
+def _confirm(concrete, names: list, suspects: list, model, spec, options: Options, layer_inputs: dict,
+             with_targets: bool = False) -> list:
     """Run the traced function on each edge input; a suspect is confirmed where its roots are
     finite and its result is not (so the op itself made the Inf/NaN, not something upstream).
 
@@ -473,6 +537,9 @@ def _confirm(concrete, names: list, suspects: list, model, spec, options: Option
     cases = edge_inputs(model, spec, options)
     sample_values = None
     for label, xs in cases:
+        if with_targets:  # targets of zeros: what a loss must survive for any label that is 0
+            shape = (len(xs[0]),) + tuple(d or 8 for d in model.outputs[0].shape[1:])
+            xs = list(xs) + [np.zeros(shape, "float32")]
         try:
             _, values = concrete(*[tf.constant(x) for x in xs])
         except Exception:
@@ -481,12 +548,13 @@ def _confirm(concrete, names: list, suspects: list, model, spec, options: Option
         if sample_values is None:
             sample_values = values
         for s in suspects:
-            if s.result not in index or any(r not in index for r in s.roots):
+            roots = s.roots if all(r in index for r in s.roots) else s.inputs
+            if s.result not in index or any(r not in index for r in roots):
                 continue
             result = values[index[s.result]]
             if np.all(np.isfinite(result)):
                 continue
-            if all(np.all(np.isfinite(values[index[r]])) for r in s.roots):
+            if all(np.all(np.isfinite(values[index[r]])) for r in roots):
                 if not s.confirmed:
                     s.nonfinite = "NaN" if np.any(np.isnan(result)) else "Inf"
                 s.confirmed.append(label)

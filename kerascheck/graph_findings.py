@@ -16,6 +16,8 @@ def outcome(suspect, graph) -> tuple[str, str]:
     if suspect.confirmed:
         others = [c for c in suspect.confirmed[1:]]
         also = f" (also {', '.join(others)})" if others else ""
+        if suspect.layer_class.startswith("loss "):
+            also += " with labels of 0"
         if suspect.confirmed_at == "layer":
             return "error", (f" Confirmed by running the layer alone: {suspect.confirmed[0]} gives "
                              f"{suspect.nonfinite} in its output{also}, from a finite input.")
@@ -26,6 +28,8 @@ def outcome(suspect, graph) -> tuple[str, str]:
 
 
 def layer_label(suspect) -> str:
+    if suspect.layer is None and suspect.layer_class.startswith("loss "):
+        return f"The {suspect.layer_class}"
     if suspect.layer is None:
         return f"The model's own call ({suspect.layer_class})"
     return f"Layer '{suspect.layer}' ({suspect.layer_class})"

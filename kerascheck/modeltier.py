@@ -137,8 +137,8 @@ def load_model(spec, options: Options):
     custom = import_custom_objects(options.custom_objects)
     foreign = _unsupplied_references(spec, custom) if not options.unsafe else []
     if foreign:
-        module, name = foreign[0]
-        raise InputError(f"needs the custom class {name!r} to load (the file says it comes from module {module!r}); "
+        module, name, kind = foreign[0]
+        raise InputError(f"needs the custom {kind} {name!r} to load (the file says it comes from module {module!r}); "
                          "kerascheck never imports a module a file names: pass its code with --custom-objects "
                          "FILE.py (or a module name)")
     try:
@@ -158,8 +158,8 @@ def load_model(spec, options: Options):
         raise TierUnavailable(f"Keras could not load the model: {text[:300]}") from None
 
 
-def _unsupplied_references(spec, custom: dict) -> list[tuple[str, str]]:
-    """(module, name) of config entries naming code outside Keras that the user did not supply.
+def _unsupplied_references(spec, custom: dict) -> list[tuple[str, str, str]]:
+    """(module, name, "class" or "function") of config entries naming code outside Keras that the user did not supply.
 
     Keras would import those modules while deserializing, before any check of its own.
     """
@@ -180,8 +180,11 @@ def _unsupplied_references(spec, custom: dict) -> list[tuple[str, str]]:
             if isinstance(module, str) and isinstance(cls, str) and module.split(".")[0] not in ("keras", "tf_keras"):
                 name = node.get("config") if cls == "function" and isinstance(node.get("config"), str) else cls
                 registered = node.get("registered_name")
-                if name not in allowed and registered not in allowed and not _registered(registered):
-                    found.append((module, name))
+                # A registered function is named "package>name" in the config.
+                short = name.split(">")[-1] if isinstance(name, str) else name
+                if name not in allowed and short not in allowed and registered not in allowed \
+                        and not _registered(registered) and not _registered(name):
+                    found.append((module, name, "function" if cls == "function" else "class"))
             stack.extend(node.values())
         elif isinstance(node, list):
             stack.extend(node)

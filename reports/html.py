@@ -11,6 +11,7 @@ import re
 import jinja2
 
 from kerascheck import __version__
+from kerascheck.reports.sarif import source_of
 from kerascheck.reports import svg
 
 SEVERITIES = ("error", "warning", "info")
@@ -82,7 +83,7 @@ def render_html(report) -> str:
         for f in m.findings:
             rule = docs.get(f.rule)
             doc = rule.doc.strip() if rule else ""
-            findings.append({"f": f, "why": _section(doc, "Why is this bad?"), "doc": doc})
+            findings.append({"f": f, "why": _section(doc, "Why is this bad?"), "doc": doc, "source": source_of(f)})
         layers = []
         for row in m.layers:
             tensors = [{**t, "svg": svg.histogram_bars(t["histogram"], t["expected_std"])} for t in row["tensors"]]

@@ -113,8 +113,9 @@ def test_usage_errors_are_one_line_and_exit_2(args, phrase):
 def test_list_rules_and_explain_come_from_the_rule_modules():
     listing = kerascheck("--list-rules").stdout.splitlines()
     assert len(listing) == len(all_rules())
-    assert listing[0].split()[:4] == ["KC103", "nan-in-training", "error", "probe"]
-    assert listing[1].split()[:4] == ["KC201", "missing-rnn-clipping", "warning", "spec"]
+    assert listing[0].split()[:4] == ["KC101", "unstable-softmax", "warning", "graph"]
+    assert listing[2].split()[:4] == ["KC103", "nan-in-training", "error", "probe"]
+    assert listing[3].split()[:4] == ["KC201", "missing-rnn-clipping", "warning", "spec"]
     doc = kerascheck("--explain", "KC202").stdout
     assert doc.startswith("softmax-loss-mismatch (KC202, default severity error, tier spec)")
     assert "## Why is this bad?" in doc and "## How to fix" in doc

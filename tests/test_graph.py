@@ -28,9 +28,14 @@ USER_CODE = textwrap.dedent('''\
         def call(self, x):
             e = ops.exp(x)
             return e / ops.sum(e, axis=-1, keepdims=True)
+
+
+    def relative_error(y_true, y_pred):
+        return ops.mean(ops.abs(y_pred - y_true) / ops.abs(y_true))
 ''')
 DIVISION_LINE = 11  # the `return (x - mean) / ops.sqrt(var)` line above
 SOFTMAX_LINE = 17
+LOSS_LINE = 21
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +50,9 @@ def user_model(tmp_path_factory):
     inp = keras.Input((8,))
     x = module.Standardize(name="std")(keras.layers.Dense(8, name="d")(inp))
     out = module.Attention(name="attn")(keras.layers.Dense(4, name="scores")(x))
-    keras.Model(inp, out).save(tmp / "custom.keras")
+    model = keras.Model(inp, out)
+    model.compile(optimizer="adam", loss=module.relative_error)  # traced too: it is the user's code
+    model.save(tmp / "custom.keras")
     return tmp
 
 
@@ -66,12 +73,14 @@ def test_text_points_at_the_users_file_and_line(user_model):
     # Standardize keeps the model's edge inputs at unit scale, so the softmax is confirmed
     # by running the layer alone on its own input scaled up.
     assert "Confirmed by running the layer alone: the layer's input x1e3 gives NaN in its output" in out
+    assert (f"The loss 'relative_error' divides by `abs(y_true)`" in out and
+            f"at userlayers.py:{LOSS_LINE}: `return ops.mean(ops.abs(y_pred - y_true) / ops.abs(y_true))`" in out)
     assert (user_model / "custom.keras").read_bytes() == before  # the user's file is never written
 
 
 def test_json_evidence_names_the_op_and_its_source(user_model):
     proc = _run(user_model, "--format", "json")
-    findings = {f["rule"]: f for f in json.loads(proc.stdout)["models"][0]["findings"]}
+    findings = {f["rule"]: f for f in json.loads(proc.stdout)["models"][0]["findings"] if f["layer"]}
     division = findings["risky-division"]["evidence"]
     assert division["source"] == {"file": "userlayers.py", "line": DIVISION_LINE,
                                   "code": "return (x - mean) / ops.sqrt(var)"}
@@ -111,7 +120,7 @@ def test_static_skips_the_graph_rules_with_the_reason(user_model):
 def test_missing_custom_code_is_a_clear_exit_2(user_model):
     proc = kerascheck("custom.keras", "--select", "risky-division", "--no-html", cwd=str(user_model))
     assert proc.returncode == 2
-    assert "needs the custom class 'Attention'" in proc.stderr and "Traceback" not in proc.stderr
+    assert "needs the custom function 'relative_error'" in proc.stderr and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
 
 

@@ -1,4 +1,5 @@
 """The HTML report: self-contained, escaped, and working in a real browser (headless Chromium)."""
+import importlib.util
 import os
 import re
 import shutil
@@ -14,10 +15,21 @@ ARTIFACTS = os.path.join(ROOT, "test-artifacts")
 XSS = "<img src=x onerror=alert(1)>"
 
 
+USER_CODE = """\
+import keras
+
+
+class Standardize(keras.layers.Layer):
+    def call(self, x):
+        mean = keras.ops.mean(x, axis=-1, keepdims=True)
+        return (x - mean) / keras.ops.std(x, axis=-1, keepdims=True)
+"""
+
+
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
-    """A report over a model with findings from the spec and probe tiers, one with a hostile layer name,
-    and a healthy one."""
+    """A report with findings from every tier: spec and probe findings in a model with a hostile
+    layer name, a graph finding in custom code (with its source line), and a healthy model."""
     tmp = tmp_path_factory.mktemp("html")
     keras.utils.set_random_seed(0)
     inp = keras.Input((8,))
@@ -26,9 +38,20 @@ def report(tmp_path_factory):
     model = keras.Model(inp, out, name="mixed")
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
     model.save(tmp / "mixed.keras")
+
+    (tmp / "userlayers.py").write_text(USER_CODE)
+    spec = importlib.util.spec_from_file_location("userlayers", tmp / "userlayers.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    inp = keras.Input((8,))
+    custom = keras.Model(inp, layers.Dense(1)(module.Standardize(name="std")(inp)), name="custom")
+    custom.compile(optimizer="adam", loss="mse")
+    custom.save(tmp / "custom.keras")
+
     path = tmp / "report.html"
-    proc = kerascheck("--html", str(path), "--budget", "30", str(tmp / "mixed.keras"),
-                      os.path.join(ROOT, "examples", "bad_init.keras"), os.path.join(ROOT, "examples", "healthy.keras"))
+    proc = kerascheck("--html", str(path), "--budget", "30", "--custom-objects", "userlayers.py", "mixed.keras",
+                      "custom.keras", os.path.join(ROOT, "examples", "bad_init.keras"),
+                      os.path.join(ROOT, "examples", "healthy.keras"), cwd=str(tmp))
     assert proc.returncode == 1, proc.stderr
     assert proc.stdout.strip().endswith(f"HTML report: {path}")
     return path, proc
@@ -42,7 +65,9 @@ def test_report_is_self_contained_and_escapes_the_file(report):
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//)""", html)  # nothing fetched from anywhere
     assert not re.search(r"<(link|img|iframe|object|embed)\b", html)
     for needle in ("KC401 unhealthy-weights", "KC605 dead-units", "Why it matters", "Rule documentation",
-                   "Loss while overfitting 10 examples", "Layers and weights", "probes: CPU"):
+                   "Loss while overfitting 10 examples", "Layers and weights", "probes: CPU",
+                   "KC102 risky-division", "tiers: spec, model, graph, probe",
+                   "<b>Source:</b> <code>userlayers.py:7</code>"):
         assert needle in html, needle
 
 
@@ -81,6 +106,10 @@ def test_report_in_a_real_browser(report):
         assert page.locator(".finding[data-severity]:visible").count() == 1
         page.fill("#search", "")
         assert page.locator(".finding[data-severity]:visible").count() == total
+        page.select_option("#rule-filter", "risky-division")  # the graph tier's finding, with its source line
+        visible = page.locator(".finding[data-severity]:visible")
+        assert visible.count() == 1 and "userlayers.py:7" in visible.first.inner_text()
+        page.select_option("#rule-filter", "")
 
         hist = page.locator("svg.hist").first.bounding_box()
         assert hist and hist["width"] > 0 and hist["height"] > 0

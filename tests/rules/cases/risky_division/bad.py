@@ -83,6 +83,18 @@ class ProjectThenNormalise(layers.Layer):
         return h / ops.sum(h, axis=-1, keepdims=True)
 
 
+@keras.saving.register_keras_serializable(package=PKG)
+class RelativeError(keras.losses.Loss):
+    def call(self, y_true, y_pred):
+        return ops.mean(ops.abs(y_true - y_pred) / ops.abs(y_true), axis=-1)
+
+
+def custom_loss(tmp, fmt):
+    model = _wrap(layers.Dense(1, name="out"))
+    model.compile(optimizer="adam", loss=RelativeError())
+    return model
+
+
 def slash(tmp, fmt):
     return _wrap(SlashBySum(name="share"))
 
@@ -146,6 +158,10 @@ CASES = [
                                     r"\(a synthetic sample, an all-zero input, a constant row, the sample x1e3, "
                                     r"the sample x1e4\)", {"confirmed_by": []})),
     bad("sub_layer", sub_layer, Expect("proj_norm", "error", r"divides by `sum\(dense_\d+\(…\)\)`.*Confirmed")),
+    bad("custom_loss", custom_loss,
+        Expect(None, "error", r"The loss 'RelativeError' divides by `abs\(y_true\)`.*at \S*bad\.py:\d+: "
+                              r"`return ops\.mean\(ops\.abs\(y_true - y_pred\) / ops\.abs\(y_true\).*Confirmed: .* "
+                              r"with labels of 0")),
     bad("nested", nested, Expect("block/std", "error", r"Layer 'block/std' \(StandardizeNoEps\) divides by "
                                                        r"`sqrt\(mean\(square\(")),
 ]

@@ -46,6 +46,17 @@ class HandSigmoid(layers.Layer):
         return ops.exp(x) / (1.0 + ops.exp(x))
 
 
+@keras.saving.register_keras_serializable(package=PKG)
+def hand_crossentropy(y_true, y_pred):
+    return -ops.mean(ops.sum(y_true * ops.log(y_pred), axis=-1))
+
+
+def custom_loss(tmp, fmt):
+    model = _wrap(layers.Dense(3, activation="softmax", name="probs"))
+    model.compile(optimizer="adam", loss=hand_crossentropy)
+    return model
+
+
 def lambda_sigmoid(tmp, fmt):
     # Keras loads a Lambda's bytecode without the globals it was written with, so a
     # Lambda that loads at all uses operators only: e ** t is its exp.
@@ -81,5 +92,8 @@ CASES = [
         options={"unsafe": True}),
     bad("lambda_refused", lambda_sigmoid,
         skipped=r"the Lambda layer 'lam' could not be inspected safely: .*only with --unsafe"),
+    bad("custom_loss", custom_loss,
+        Expect(None, "error", r"The loss 'hand_crossentropy' takes the log of a probability \(`y_pred`\).*"
+                              r"Confirmed: the sample x1e3 gives Inf")),
     bad("nested", nested, Expect("head/attn", "error", r"Layer 'head/attn' \(OpsSoftmax\) computes a softmax")),
 ]

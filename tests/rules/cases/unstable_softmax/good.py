@@ -39,7 +39,19 @@ class Stable(layers.Layer):
                 + bounded / ops.sum(bounded, axis=-1, keepdims=True))
 
 
+@keras.saving.register_keras_serializable(package=PKG)
+def clipped_crossentropy(y_true, y_pred):
+    return -ops.mean(ops.sum(y_true * ops.log(ops.clip(y_pred, 1e-7, 1.0)), axis=-1))
+
+
+def guarded_custom_loss(tmp, fmt):
+    model = _wrap(layers.Dense(3, activation="softmax", name="probs"))
+    model.compile(optimizer="adam", loss=clipped_crossentropy)
+    return model
+
+
 CASES = [
+    good("guarded_custom_loss", guarded_custom_loss),
     good("stable_softmax", lambda tmp, fmt: _wrap(StableSoftmax(name="attn"))),
     good("tf_stable_softmax", lambda tmp, fmt: _wrap(TfStableSoftmax(name="attn"))),
     good("builtins_and_bounded_exp", lambda tmp, fmt: _wrap(Stable(name="stable"))),
