@@ -372,4 +372,15 @@ def describe(t, owner: dict, bounds: Bounds, call, depth: int = 5) -> str:
 
 
 def _paren(text: str) -> str:
-    return f"({text})" if " " in text and not (text.startswith("(") and text.endswith(")")) else text
+    """Parenthesise an operand that has a binary operator outside any brackets or quotes."""
+    depth, quoted = 0, False
+    for i, ch in enumerate(text):
+        if ch == "'":
+            quoted = not quoted
+        elif not quoted and ch in "([":
+            depth += 1
+        elif not quoted and ch in ")]":
+            depth -= 1
+        elif not quoted and depth == 0 and ch in "+-*/" and text[i - 1:i] == " " and text[i + 1:i + 2] == " ":
+            return f"({text})"
+    return text

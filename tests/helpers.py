@@ -22,6 +22,17 @@ def kerascheck(*args: str, cwd: str | None = None, env: dict | None = None, time
     )
 
 
+def wrap(*stack, width: int = 8):
+    """keras.Model(Input((width,)) -> each layer in turn): the smallest model around the layers a case is about."""
+    import keras
+
+    inp = keras.Input((width,))
+    x = inp
+    for layer in stack:
+        x = layer(x)
+    return keras.Model(inp, x)
+
+
 def save(model, directory, name: str, fmt: str = "keras") -> str:
     path = os.path.join(str(directory), f"{name}.{fmt}")
     model.save(path)

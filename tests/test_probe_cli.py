@@ -52,7 +52,7 @@ def test_missing_custom_class_is_exit_2_with_the_flag_to_use_and_static_findings
     assert {f["rule"] for f in model["findings"]} >= {"no-lr-schedule", "unsafe-code"}
     skipped = {s["rule"] for s in model["skipped"]}
     assert skipped == {"nan-in-training", "cannot-overfit", "batch-dependence", "exploding-gradients",
-                       "vanishing-gradients", "dead-units", "unscaled-targets"}
+                       "vanishing-gradients", "dead-units", "unscaled-targets", "unstable-softmax", "risky-division"}
 
 
 def test_custom_objects_file_lets_the_probes_run(custom_model):

@@ -2,14 +2,9 @@ import keras
 import tensorflow as tf
 from keras import layers, ops
 
-from helpers import Expect, bad
+from helpers import Expect, bad, wrap
 
 PKG = "kc_risky_bad"
-
-
-def _wrap(layer, width=8):
-    inp = keras.Input((width,))
-    return keras.Model(inp, layer(inp))
 
 
 @keras.saving.register_keras_serializable(package=PKG)
@@ -90,45 +85,79 @@ class RelativeError(keras.losses.Loss):
 
 
 def custom_loss(tmp, fmt):
-    model = _wrap(layers.Dense(1, name="out"))
+    model = wrap(layers.Dense(1, name="out"))
     model.compile(optimizer="adam", loss=RelativeError())
     return model
 
 
+@keras.saving.register_keras_serializable(package=PKG)
+def inverse_activation(x):
+    return 1.0 / x
+
+
+def custom_activation(tmp, fmt):
+    return wrap(layers.Dense(4, activation=inverse_activation, name="inv_dense"))
+
+
+def shared_layer(tmp, fmt):
+    # One layer object called on two inputs: one layer, one finding.
+    share = SlashBySum(name="share")
+    a, b = keras.Input((8,), name="a"), keras.Input((8,), name="b")
+    return keras.Model([a, b], layers.Concatenate()([share(a), share(b)]))
+
+
+@keras.saving.register_keras_serializable(package=PKG)
+class Ratio(keras.Model):
+    """A subclassed model whose own call divides."""
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.dense = layers.Dense(4)
+
+    def call(self, x):
+        h = self.dense(x)
+        return h / ops.mean(h, axis=-1, keepdims=True)
+
+
+def subclassed_model(tmp, fmt):
+    inp = keras.Input((8,))
+    return keras.Model(inp, Ratio(name="ratio")(inp))
+
+
 def slash(tmp, fmt):
-    return _wrap(SlashBySum(name="share"))
+    return wrap(SlashBySum(name="share"))
 
 
 def ops_divide(tmp, fmt):
-    return _wrap(OpsDivideByNorm(name="unit"))
+    return wrap(OpsDivideByNorm(name="unit"))
 
 
 def tf_truediv(tmp, fmt):
-    return _wrap(TfTruedivByMean(name="rel"))
+    return wrap(TfTruedivByMean(name="rel"))
 
 
 def reciprocal(tmp, fmt):
-    return _wrap(TfReciprocal(name="inv"))
+    return wrap(TfReciprocal(name="inv"))
 
 
 def log(tmp, fmt):
-    return _wrap(OpsLog(name="logx"))
+    return wrap(OpsLog(name="logx"))
 
 
 def sqrt_variance(tmp, fmt):
-    return _wrap(StandardizeNoEps(name="std"))
+    return wrap(StandardizeNoEps(name="std"))
 
 
 def rsqrt_variance(tmp, fmt):
-    return _wrap(TfRsqrtVariance(name="whiten"))
+    return wrap(TfRsqrtVariance(name="whiten"))
 
 
 def learned_scale(tmp, fmt):
-    return _wrap(ByLearnedScale(name="scaled"))
+    return wrap(ByLearnedScale(name="scaled"))
 
 
 def sub_layer(tmp, fmt):
-    return _wrap(ProjectThenNormalise(name="proj_norm"))
+    return wrap(ProjectThenNormalise(name="proj_norm"))
 
 
 def nested(tmp, fmt):
@@ -162,6 +191,13 @@ CASES = [
         Expect(None, "error", r"The loss 'RelativeError' divides by `abs\(y_true\)`.*at \S*bad\.py:\d+: "
                               r"`return ops\.mean\(ops\.abs\(y_true - y_pred\) / ops\.abs\(y_true\).*Confirmed: .* "
                               r"with labels of 0")),
+    bad("custom_activation", custom_activation,
+        Expect("inv_dense", "error", r"Layer 'inv_dense' \(Dense\) divides by `matmul\(input, weight 'inv_dense/kernel'\) "
+                                     r"\+ weight 'inv_dense/bias'`.*at \S*bad\.py:\d+: `return 1\.0 / x`.*Confirmed: "
+                                     r"an all-zero input gives Inf")),
+    bad("shared_layer", shared_layer, Expect("share", "error", r"Layer 'share' \(SlashBySum\) divides by `sum\(input\)`")),
+    bad("subclassed_model", subclassed_model,
+        Expect("ratio", "error", r"Layer 'ratio' \(Ratio\) divides by `mean\(dense_\d+\(…\)\)`")),
     bad("nested", nested, Expect("block/std", "error", r"Layer 'block/std' \(StandardizeNoEps\) divides by "
                                                        r"`sqrt\(mean\(square\(")),
 ]

@@ -2,17 +2,9 @@ import keras
 import tensorflow as tf
 from keras import layers, ops
 
-from helpers import good
+from helpers import good, wrap
 
 PKG = "kc_risky_good"
-
-
-def _wrap(*stack, width=8):
-    inp = keras.Input((width,))
-    x = inp
-    for layer in stack:
-        x = layer(x)
-    return keras.Model(inp, x)
 
 
 @keras.saving.register_keras_serializable(package=PKG)
@@ -61,35 +53,35 @@ class OpsSoftmax(layers.Layer):
 
 
 def plus_eps(tmp, fmt):
-    return _wrap(PlusEps(name="share"))
+    return wrap(PlusEps(name="share"))
 
 
 def maximum(tmp, fmt):
-    return _wrap(Maximum(name="unit"))
+    return wrap(Maximum(name="unit"))
 
 
 def divide_no_nan(tmp, fmt):
-    return _wrap(DivideNoNan(name="rel"))
+    return wrap(DivideNoNan(name="rel"))
 
 
 def standardize_eps(tmp, fmt):
-    return _wrap(StandardizeEps(name="std"))
+    return wrap(StandardizeEps(name="std"))
 
 
 def other_guards(tmp, fmt):
-    return _wrap(Guards(name="guards"))
+    return wrap(Guards(name="guards"))
 
 
 def builtin_layer_norm(tmp, fmt):
-    return _wrap(layers.Dense(8), layers.LayerNormalization(), layers.BatchNormalization())
+    return wrap(layers.Dense(8), layers.LayerNormalization(), layers.BatchNormalization())
 
 
 def builtin_softmax_layer(tmp, fmt):
-    return _wrap(layers.Dense(4), layers.Softmax())
+    return wrap(layers.Dense(4), layers.Softmax())
 
 
 def ops_softmax(tmp, fmt):
-    return _wrap(layers.Dense(4), OpsSoftmax(name="probs"))
+    return wrap(layers.Dense(4), OpsSoftmax(name="probs"))
 
 
 CASES = [

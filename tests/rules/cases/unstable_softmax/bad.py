@@ -2,17 +2,9 @@ import keras
 import tensorflow as tf
 from keras import layers, ops
 
-from helpers import Expect, bad
+from helpers import Expect, bad, wrap
 
 PKG = "kc_softmax_bad"
-
-
-def _wrap(*stack, width=8):
-    inp = keras.Input((width,))
-    x = inp
-    for layer in stack:
-        x = layer(x)
-    return keras.Model(inp, x)
 
 
 @keras.saving.register_keras_serializable(package=PKG)
@@ -52,7 +44,7 @@ def hand_crossentropy(y_true, y_pred):
 
 
 def custom_loss(tmp, fmt):
-    model = _wrap(layers.Dense(3, activation="softmax", name="probs"))
+    model = wrap(layers.Dense(3, activation="softmax", name="probs"))
     model.compile(optimizer="adam", loss=hand_crossentropy)
     return model
 
@@ -60,7 +52,7 @@ def custom_loss(tmp, fmt):
 def lambda_sigmoid(tmp, fmt):
     # Keras loads a Lambda's bytecode without the globals it was written with, so a
     # Lambda that loads at all uses operators only: e ** t is its exp.
-    return _wrap(layers.Dense(4, name="scores"),
+    return wrap(layers.Dense(4, name="scores"),
                  layers.Lambda(lambda t: 2.718281828459045 ** t / (1.0 + 2.718281828459045 ** t),
                                output_shape=(4,), name="lam"))
 
@@ -68,22 +60,22 @@ def lambda_sigmoid(tmp, fmt):
 def nested(tmp, fmt):
     inner_in = keras.Input((4,))
     inner = keras.Model(inner_in, OpsSoftmax(name="attn")(inner_in), name="head")
-    return _wrap(layers.Dense(4, name="scores"), inner)
+    return wrap(layers.Dense(4, name="scores"), inner)
 
 
 CASES = [
-    bad("ops_softmax", lambda tmp, fmt: _wrap(OpsSoftmax(name="attn")),
+    bad("ops_softmax", lambda tmp, fmt: wrap(OpsSoftmax(name="attn")),
         Expect("attn", "error", r"Layer 'attn' \(OpsSoftmax\) computes a softmax as exp\(x\) / `sum\(exp\(input\)\)` "
                                 r"without subtracting the maximum.*at \S*bad\.py:\d+: `return e / ops\.sum.*"
                                 r"Confirmed: the sample x1e3 gives NaN", {"form": "softmax", "op_type": "RealDiv"})),
-    bad("tf_softmax", lambda tmp, fmt: _wrap(TfSoftmax(name="attn")),
+    bad("tf_softmax", lambda tmp, fmt: wrap(TfSoftmax(name="attn")),
         Expect("attn", "error", r"computes a softmax.*tf\.exp\(x\) / tf\.reduce_sum.*Confirmed: the sample x1e3")),
-    bad("log_of_softmax", lambda tmp, fmt: _wrap(LogOfSoftmax(name="logp")),
+    bad("log_of_softmax", lambda tmp, fmt: wrap(LogOfSoftmax(name="logp")),
         Expect("logp", "error", r"takes the log of a probability \(`softmax\(input\)`\).*Confirmed: the sample x1e3 "
                                 r"gives Inf", {"form": "log-probability"})),
-    bad("log_of_sigmoid", lambda tmp, fmt: _wrap(LogOfSigmoid(name="logp")),
+    bad("log_of_sigmoid", lambda tmp, fmt: wrap(LogOfSigmoid(name="logp")),
         Expect("logp", "error", r"log of a probability \(`sigmoid\(input\)`\).*Confirmed")),
-    bad("hand_sigmoid", lambda tmp, fmt: _wrap(HandSigmoid(name="gate")),
+    bad("hand_sigmoid", lambda tmp, fmt: wrap(HandSigmoid(name="gate")),
         Expect("gate", "error", r"feeds exp of an unbounded value \(`input`\) into a division.*Confirmed: the sample "
                                 r"x1e3 gives NaN", {"form": "exp-division"})),
     bad("lambda_unsafe", lambda_sigmoid, Expect("lam", "error", r"Layer 'lam' \(Lambda\) feeds exp of an unbounded "

@@ -2,17 +2,9 @@ import keras
 import tensorflow as tf
 from keras import layers, ops
 
-from helpers import good
+from helpers import good, wrap
 
 PKG = "kc_softmax_good"
-
-
-def _wrap(*stack, width=8):
-    inp = keras.Input((width,))
-    x = inp
-    for layer in stack:
-        x = layer(x)
-    return keras.Model(inp, x)
 
 
 @keras.saving.register_keras_serializable(package=PKG)
@@ -45,18 +37,18 @@ def clipped_crossentropy(y_true, y_pred):
 
 
 def guarded_custom_loss(tmp, fmt):
-    model = _wrap(layers.Dense(3, activation="softmax", name="probs"))
+    model = wrap(layers.Dense(3, activation="softmax", name="probs"))
     model.compile(optimizer="adam", loss=clipped_crossentropy)
     return model
 
 
 CASES = [
     good("guarded_custom_loss", guarded_custom_loss),
-    good("stable_softmax", lambda tmp, fmt: _wrap(StableSoftmax(name="attn"))),
-    good("tf_stable_softmax", lambda tmp, fmt: _wrap(TfStableSoftmax(name="attn"))),
-    good("builtins_and_bounded_exp", lambda tmp, fmt: _wrap(Stable(name="stable"))),
-    good("softmax_layer", lambda tmp, fmt: _wrap(layers.Dense(4), layers.Softmax())),
-    good("lambda_bounded_exp", lambda tmp, fmt: _wrap(layers.Dense(4, activation="tanh"), layers.Lambda(
+    good("stable_softmax", lambda tmp, fmt: wrap(StableSoftmax(name="attn"))),
+    good("tf_stable_softmax", lambda tmp, fmt: wrap(TfStableSoftmax(name="attn"))),
+    good("builtins_and_bounded_exp", lambda tmp, fmt: wrap(Stable(name="stable"))),
+    good("softmax_layer", lambda tmp, fmt: wrap(layers.Dense(4), layers.Softmax())),
+    good("lambda_bounded_exp", lambda tmp, fmt: wrap(layers.Dense(4, activation="tanh"), layers.Lambda(
         lambda t: 2.718281828459045 ** t / (1.0 + 2.718281828459045 ** t), output_shape=(4,), name="lam")),
          options={"unsafe": True}),
 ]
