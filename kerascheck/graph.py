@@ -96,7 +96,7 @@ class GraphFacts:
     suspects: list
     edge_inputs: list  # names of the inputs pushed through, in order
     seconds: dict  # trace, analysis, confirmation
-    uninspected: list = field(default_factory=list)  # user layers whose ops could not be traced
+    traced: bool = True  # False: the model is all Keras's own layers and loss, so nothing was traced
 
 
 class _Recorder:
@@ -183,6 +183,15 @@ def _user_code(layer) -> tuple[bool, frozenset]:
     return True, frozenset(files)
 
 
+def has_user_code(model, spec, options: Options) -> bool:
+    """Whether any layer (nested ones included), the model class or the loss is the user's code."""
+    try:
+        layers = list(model._flatten_layers(include_self=True, recursive=True))
+    except Exception:  # a Keras without the private walk: trace, to be safe
+        return True
+    return any(_user_code(layer)[0] for layer in layers) or user_loss(model, spec, options)[0] is not None
+
+
 def user_loss(model, spec, options: Options):
     """(callable, name) of the compiled loss when it is the user's own code, else (None, None).
 
@@ -238,14 +247,20 @@ def _source_file(obj) -> str | None:
     return os.path.abspath(path) if path and os.path.isfile(path) else None
 
 
-def build_graph(model, spec, options: Options, judge_keras: bool = False) -> GraphFacts:
+def build_graph(model, spec, options: Options, judge_keras: bool = False, always_trace: bool = False) -> GraphFacts:
     """Trace, attribute, analyse and confirm; raises TierUnavailable with the reason when it cannot.
 
-    judge_keras=True judges Keras's own layers as if they were user code: the tests
-    use it to show the analysis recognises the guards Keras writes.
+    A model made only of Keras's own layers, activations and loss has nothing to judge,
+    so it is not traced unless always_trace (the benchmark and the tests that measure
+    the trace). judge_keras=True judges Keras's own layers as if they were user code:
+    the tests use it to show the analysis recognises the guards Keras writes.
     """
     import keras
     import tensorflow as tf
+
+    if not (judge_keras or always_trace or has_user_code(model, spec, options)):
+        return GraphFacts(ops=0, user_ops=0, calls=0, suspects=[], edge_inputs=[],
+                          seconds={"trace": 0.0, "analysis": 0.0, "confirmation": 0.0}, traced=False)
 
     try:
         inputs = list(model.inputs)

@@ -124,6 +124,12 @@ def subclassed_model(tmp, fmt):
     return keras.Model(inp, Ratio(name="ratio")(inp))
 
 
+@keras.saving.register_keras_serializable(package=PKG)
+class NegativePower(layers.Layer):
+    def call(self, x):
+        return ops.power(ops.abs(x), -0.5)
+
+
 def slash(tmp, fmt):
     return wrap(SlashBySum(name="share"))
 
@@ -191,6 +197,9 @@ CASES = [
         Expect(None, "error", r"The loss 'RelativeError' divides by `abs\(y_true\)`.*at \S*bad\.py:\d+: "
                               r"`return ops\.mean\(ops\.abs\(y_true - y_pred\) / ops\.abs\(y_true\).*Confirmed: .* "
                               r"with labels of 0")),
+    bad("negative_power", lambda tmp, fmt: wrap(NegativePower(name="invsqrt")),
+        Expect("invsqrt", "error", r"raises `abs\(input\)` to a negative power.*Confirmed: an all-zero input gives Inf",
+               {"form": "power", "op_type": "Pow"})),
     bad("custom_activation", custom_activation,
         Expect("inv_dense", "error", r"Layer 'inv_dense' \(Dense\) divides by `matmul\(input, weight 'inv_dense/kernel'\) "
                                      r"\+ weight 'inv_dense/bias'`.*at \S*bad\.py:\d+: `return 1\.0 / x`.*Confirmed: "

@@ -43,7 +43,8 @@ class Guards(layers.Layer):
         safe = ops.where(s == 0, ops.ones_like(s), s)
         clipped = ops.clip(ops.abs(x), 1e-6, 1e6)
         return (x / safe + ops.log(clipped) + x / 255.0 + ops.log(ops.softplus(x) + 1e-6)
-                + x / ops.cast(ops.shape(x)[-1], x.dtype) + ops.log(ops.exp(ops.tanh(x))))
+                + x / ops.cast(ops.shape(x)[-1], x.dtype) + ops.log(ops.exp(ops.tanh(x)))
+                + ops.power(ops.abs(x) + 1e-3, -0.5) + x / (ops.exp(x) + 1e-6) + ops.square(x) ** 2)
 
 
 @keras.saving.register_keras_serializable(package=PKG)
