@@ -34,8 +34,11 @@ DIVISIONS = {"RealDiv", "Div", "FloorDiv", "TruncateDiv", "FloorMod", "Mod", "Re
 WATCHED = DIVISIONS | {"Log", "Exp"}
 # Their inputs are fetched too: a log of a probability is confirmed from the logits.
 FETCHED = WATCHED | {"Softmax", "Sigmoid"}
-# At most this many tensors are fetched for confirmation (each is small: a few examples).
+# What confirmation may fetch: at most this many tensors and this many values per
+# example (x EDGE_EXAMPLES x 4 bytes: 128 MiB at most). Suspects whose tensors did not
+# fit stay unconfirmed warnings rather than costing unbounded memory.
 MAX_FETCHED = 4000
+MAX_FETCHED_VALUES = 8 << 20
 EDGE_EXAMPLES = 4
 
 
@@ -311,6 +314,18 @@ def build_graph(model, spec, options: Options, judge_keras: bool = False, always
         # Everything an edge-input run needs to see: the inputs and outputs of every
         # watched op in user code. Chosen before the analysis, so one trace serves both.
         tensors, layer_inputs = {}, {}
+        room = [MAX_FETCHED_VALUES]
+
+        def take(t):
+            if t.name in tensors or len(tensors) >= MAX_FETCHED:
+                return t.name in tensors
+            size = _values_per_example(t)
+            if size > room[0]:
+                return False
+            room[0] -= size
+            tensors[t.name] = t
+            return True
+
         for op in graph.get_operations():
             if op.type not in FETCHED:
                 continue
@@ -318,12 +333,11 @@ def build_graph(model, spec, options: Options, judge_keras: bool = False, always
             home = call.user_owner() if call is not None else None
             if call is not None and (judge_keras or home is not None):
                 for t in list(op.inputs) + list(op.outputs):
-                    if is_float(t) and len(tensors) < MAX_FETCHED:
-                        tensors.setdefault(t.name, t)
+                    if is_float(t):
+                        take(t)
                 # And the layer's own input, for confirming at the layer when the model's edge
                 # inputs do not reach it at scale (a normalisation upstream, say).
-                if home is not None and home.input is not None and is_float(home.input):
-                    tensors.setdefault(home.input.name, home.input)
+                if home is not None and home.input is not None and is_float(home.input) and take(home.input):
                     layer_inputs[home.path] = (home, home.input.name)
         fetched["owner"], fetched["names"], fetched["layer_inputs"] = owner, list(tensors), layer_inputs
         return list(tensors.values())
@@ -369,6 +383,15 @@ def build_graph(model, spec, options: Options, judge_keras: bool = False, always
     return GraphFacts(ops=len(ops), user_ops=user_ops, calls=calls, suspects=_dedupe(suspects),
                       edge_inputs=edge_names,
                       seconds={"trace": traced - started, "analysis": analysed - traced, "confirmation": done - analysed})
+
+
+def _values_per_example(t) -> int:
+    """Elements of one example of `t` (unknown dimensions count as 64)."""
+    try:
+        dims = t.shape.as_list()
+    except ValueError:  # unknown rank
+        return 1 << 16
+    return int(np.prod([d if d is not None else 64 for d in dims[1:]] or [1]))
 
 
 def _variables(model, concrete) -> tuple[dict, dict]:

@@ -148,3 +148,24 @@ def test_no_false_positives_on_keras_applications(name):
     audit = build_graph(model, None, Options(), judge_keras=True)
     assert audit.user_ops > 1000
     assert [(s.layer, s.op) for s in audit.suspects] == []
+
+
+def test_confirmation_fetches_within_a_memory_budget(monkeypatch):
+    """Past the budget of fetched values a suspect stays an unconfirmed warning, not a memory blow-up."""
+    import keras
+
+    from kerascheck import graph as graph_module
+    from kerascheck.modeltier import Options
+
+    @keras.saving.register_keras_serializable(package="kc_graph_budget")
+    class Share(keras.layers.Layer):
+        def call(self, x):
+            return x / keras.ops.sum(x, axis=-1, keepdims=True)
+
+    inp = keras.Input((32,))
+    model = keras.Model(inp, Share(name="share")(inp))
+    (full,) = graph_module.build_graph(model, None, Options()).suspects
+    assert full.confirmed and full.confirmed[0] == "an all-zero input"
+    monkeypatch.setattr(graph_module, "MAX_FETCHED_VALUES", 20)  # room for the sum (1 value), not for x (32)
+    (tight,) = graph_module.build_graph(model, None, Options()).suspects
+    assert tight.rule == "risky-division" and tight.confirmed == []
