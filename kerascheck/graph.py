@@ -435,9 +435,9 @@ def _judge(op, call: Call, owner: dict, bounds: Bounds) -> Suspect | None:
 
     if kind == "Log":
         arg = op.inputs[0]
-        prob = _probability_source(arg, owner)
+        prob = _probability_source(arg)
         if prob is not None:
-            exps = _unbounded_exps(prob, bounds, owner) if prob.op.type in ("RealDiv", "Div") else []
+            exps = _unbounded_exps(prob, bounds) if prob.op.type in ("RealDiv", "Div") else []
             roots = [_exponent(e) for e in exps] or list(prob.op.inputs)
             return suspect("unstable-softmax", "log-probability", prob, roots)
         if bounds.lower(arg) > 0:
@@ -447,9 +447,9 @@ def _judge(op, call: Call, owner: dict, bounds: Bounds) -> Suspect | None:
         return None  # judged where it feeds a division
     if kind in ("RealDiv", "Div", "FloorDiv", "TruncateDiv", "FloorMod", "Mod"):
         num, den = op.inputs[0], op.inputs[1]
-        exps = _unbounded_exps(num, bounds, owner) + _unbounded_exps(den, bounds, owner)
+        exps = _unbounded_exps(num, bounds) + _unbounded_exps(den, bounds)
         if exps:
-            shaped = _has_sum_of_exp(den, owner) and bool(_unbounded_exps(num, bounds, owner))
+            shaped = _has_sum_of_exp(den) and bool(_unbounded_exps(num, bounds))
             return suspect("unstable-softmax", "softmax" if shaped else "exp-division",
                            den if shaped else _exponent(exps[0]), [_exponent(e) for e in exps])
         if bounds.nonzero(den):
@@ -463,15 +463,13 @@ def _judge(op, call: Call, owner: dict, bounds: Bounds) -> Suspect | None:
         return None if bounds.lower(den) > 0 else suspect("risky-division", "rsqrt", den, [den])
     if kind == "Pow":
         base, exponent = op.inputs[0], op.inputs[1]
-        if bounds.upper(exponent) >= 0:
-            return None  # x ** 2 and the like; an unknown exponent could be negative: upper() is +inf then
         if bounds.lower(exponent) >= 0:
-            return None
+            return None  # x ** 2 and the like; only an exponent that can be negative divides
         return None if bounds.lower(base) > 0 else suspect("risky-division", "power", base, [base])
     return None
 
 
-def _probability_source(t, owner):
+def _probability_source(t):
     """The softmax/sigmoid (built-in op, or a hand-written exp/sum division) that `t` passes on, if any."""
     for node in walk_back(t, hops=4, through="passthrough"):
         if node.op.type in ("Softmax", "Sigmoid"):
@@ -482,7 +480,7 @@ def _probability_source(t, owner):
     return None
 
 
-def _unbounded_exps(t, bounds: Bounds, owner) -> list:
+def _unbounded_exps(t, bounds: Bounds) -> list:
     """Exp ops feeding `t` (through arithmetic and reductions) whose input nothing bounds from above."""
     found = []
     for node in walk_back(t, hops=6, through="arith"):
@@ -498,7 +496,7 @@ def _exponent(op):
     return op.inputs[1] if op.type == "Pow" else op.inputs[0]
 
 
-def _has_sum_of_exp(t, owner) -> bool:
+def _has_sum_of_exp(t) -> bool:
     nodes = list(walk_back(t, hops=6, through="arith"))
     return any(n.op.type in ("Sum", "Mean") for n in nodes) and \
         any(n.op.type == "Exp" or exp_base(n.op) is not None for n in nodes)
