@@ -58,6 +58,7 @@ class Bounds:
         self.memo: dict = {}
         self.variable_names = variable_names or {}
         self.variable_ranges = variable_ranges or {}
+        self.fetch_ops: set = set()  # op names of the Identity outputs kerascheck added to the trace
 
     def lower(self, t) -> float:
         return self.interval(t)[0]
@@ -162,6 +163,13 @@ class Bounds:
             return g[0]
         if kind == "Fill":
             return g[1]
+        if kind == "Range":  # start, limit, delta
+            (s_lo, s_hi), (l_lo, l_hi), (d_lo, d_hi) = g
+            if d_lo > 0:
+                return (s_lo, max(s_hi, l_hi))
+            if d_hi < 0:
+                return (min(s_lo, l_lo), s_hi)
+            return UNKNOWN
         if kind in ("ConcatV2",):
             parts = g[:-1]
             return (min(p[0] for p in parts), max(p[1] for p in parts)) if parts else UNKNOWN
@@ -296,8 +304,13 @@ def _same(a, b) -> bool:
 
 
 def _is_minus_max(x, m) -> bool:
-    """x - max(x, ...): at most 0."""
+    """x - max(x, ...): at most 0. Also x - where(isinf(m), 0, m), as keras.ops.logsumexp writes it."""
     m = _strip(m)
+    if m.op.type in ("SelectV2", "Select"):
+        branches = [_strip(b) for b in m.op.inputs[1:]]
+        maxes = [b for b in branches if b.op.type == "Max"]
+        if len(maxes) == 1 and all(b.op.type == "Const" for b in branches if b is not maxes[0]):
+            m = maxes[0]
     return m.op.type == "Max" and _same(m.op.inputs[0], x)
 
 

@@ -78,6 +78,7 @@ class Suspect:
     operand: str  # what the denominator (or log argument, or exp input) is computed from
     source: dict | None = None  # {"file", "line", "code"} when the layer's code is on disk
     lambda_layer: bool = False
+    in_keras_op: bool = False  # the op was written inside a keras.ops function the user called
     confirmed: list = field(default_factory=list)  # names of the edge inputs that gave Inf/NaN there
     nonfinite: str | None = None  # "NaN" or "Inf", from the first confirming input
     confirmed_at: str = "op"  # "op": the op's own output; "layer": the layer run alone on an edge input
@@ -358,6 +359,9 @@ def build_graph(model, spec, options: Options, judge_keras: bool = False, always
     owner = fetched["owner"]
     ops = graph.get_operations()
     bounds = Bounds(*_variables(model, concrete))
+    # The Identity ops TensorFlow adds for the fetched tensors are not part of the model.
+    n_fetched = len(fetched["names"])
+    bounds.fetch_ops = {t.op.name for t in concrete.outputs[len(concrete.outputs) - n_fetched:]} if n_fetched else set()
     suspects = []
     user_ops = 0
     for op in ops:
@@ -378,6 +382,9 @@ def build_graph(model, spec, options: Options, judge_keras: bool = False, always
     if suspects:
         edge_names = _confirm(concrete, fetched["names"], suspects, model, spec, options, fetched["layer_inputs"],
                               with_targets=loss_fn is not None)
+    # What a keras.ops function wrote (logsumexp, sparsemax, normalize) is reported only
+    # when an edge input proves it: its guards take forms the analysis need not know.
+    suspects = [s for s in suspects if s.confirmed or not s.in_keras_op]
     done = time.perf_counter()
     calls = sum(1 for e in recorder.events if e[1] == "enter")
     return GraphFacts(ops=len(ops), user_ops=user_ops, calls=calls, suspects=_dedupe(suspects),
@@ -430,6 +437,7 @@ def _judge(op, call: Call, owner: dict, bounds: Bounds) -> Suspect | None:
         return Suspect(rule=rule, form=form, layer=call.path or None, layer_class=call.class_name, op=op.name,
                        op_type=kind, operand=describe(operand_tensor, owner, bounds, call),
                        source=_source(op, call), lambda_layer=call.class_name == "Lambda",
+                       in_keras_op=_written_by_keras(op),
                        roots=[t.name for t in roots], result=(result or op.outputs[0]).name,
                        inputs=[t.name for t in op.inputs if is_float(t)])
 
@@ -457,16 +465,44 @@ def _judge(op, call: Call, owner: dict, bounds: Bounds) -> Suspect | None:
         return suspect("risky-division", "division", den, [num, den])
     if kind in ("Reciprocal", "Inv"):
         den = op.inputs[0]
-        return None if bounds.nonzero(den) else suspect("risky-division", "reciprocal", den, [den])
+        if bounds.nonzero(den) or (bounds.lower(den) >= 0 and _clamped_above(op.outputs[0], bounds)):
+            return None
+        return suspect("risky-division", "reciprocal", den, [den])
     if kind == "Rsqrt":
         den = op.inputs[0]
-        return None if bounds.lower(den) > 0 else suspect("risky-division", "rsqrt", den, [den])
+        if bounds.lower(den) > 0 or (bounds.lower(den) >= 0 and _clamped_above(op.outputs[0], bounds)):
+            return None
+        return suspect("risky-division", "rsqrt", den, [den])
     if kind == "Pow":
         base, exponent = op.inputs[0], op.inputs[1]
         if bounds.lower(exponent) >= 0:
             return None  # x ** 2 and the like; only an exponent that can be negative divides
-        return None if bounds.lower(base) > 0 else suspect("risky-division", "power", base, [base])
+        if bounds.lower(base) > 0 or (bounds.lower(base) >= 0 and _clamped_above(op.outputs[0], bounds)):
+            return None
+        return suspect("risky-division", "power", base, [base])
     return None
+
+
+def _clamped_above(t, bounds: Bounds) -> bool:
+    """Whether every use of a non-negative result that can be +Inf caps it at a finite value:
+    minimum(rsqrt(s), 1 / eps), as keras.ops.normalize writes it."""
+    uses = [c for c in t.consumers() if c.name not in bounds.fetch_ops]
+    if not uses:
+        return False  # it is (or reaches) the output as it is
+    for use in uses:
+        if use.type in ("Identity", "Cast", "Reshape", "ExpandDims", "Squeeze", "StopGradient"):
+            if not _clamped_above(use.outputs[0], bounds):
+                return False
+        elif use.type == "Minimum":
+            other = use.inputs[1] if use.inputs[0] is t else use.inputs[0]
+            if bounds.upper(other) == float("inf"):
+                return False
+        elif use.type == "ClipByValue" and use.inputs[0] is t:
+            if bounds.upper(use.inputs[2]) == float("inf"):
+                return False
+        else:
+            return False
+    return True
 
 
 def _probability_source(t):
@@ -516,6 +552,25 @@ def _source(op, call: Call) -> dict | None:
             code = linecache.getline(filename, frame.lineno).strip()
             return {"file": _display_path(filename), "line": int(frame.lineno), "code": code}
     return None
+
+
+def _written_by_keras(op) -> bool:
+    """Whether the innermost frame outside TensorFlow that created the op is in Keras's package."""
+    import keras
+    import tensorflow as tf
+
+    keras_dir = os.path.dirname(os.path.abspath(keras.__file__)) + os.sep
+    tf_dir = os.path.dirname(os.path.abspath(tf.__file__)) + os.sep
+    try:
+        frames = list(op.traceback)
+    except Exception:
+        return False
+    for frame in reversed(frames):
+        path = os.path.abspath(frame.filename)
+        if path.startswith(tf_dir) or frame.filename.startswith("<") or "__autograph_generated" in path:
+            continue
+        return path.startswith(keras_dir)
+    return False
 
 
 def _display_path(path: str) -> str:

@@ -53,6 +53,19 @@ class OpsSoftmax(layers.Layer):
         return ops.softmax(x, axis=-1)
 
 
+@keras.saving.register_keras_serializable(package=PKG)
+class KerasOps(layers.Layer):
+    """keras.ops functions that guard themselves (normalize clamps rsqrt(sum(x^2)) at 1/eps
+    after the fact), in forms the analysis need not know."""
+
+    def call(self, x):
+        mean, var = ops.moments(x, axes=[0])
+        return (ops.logsumexp(x, axis=-1, keepdims=True) + ops.sparsemax(x) + ops.rms_normalization(x)
+                + ops.layer_normalization(x) + ops.log_softmax(x) + ops.normalize(x, axis=-1)
+                + x * ops.minimum(ops.rsqrt(ops.sum(ops.square(x), axis=-1, keepdims=True)), 1e6)
+                + ops.batch_normalization(x, mean, var, axis=-1, epsilon=1e-3))
+
+
 def plus_eps(tmp, fmt):
     return wrap(PlusEps(name="share"))
 
@@ -87,6 +100,7 @@ def ops_softmax(tmp, fmt):
 
 CASES = [
     good("plus_eps", plus_eps),
+    good("keras_ops", lambda tmp, fmt: wrap(KerasOps(name="ops_mix"))),
     good("maximum", maximum),
     good("divide_no_nan", divide_no_nan),
     good("standardize_eps", standardize_eps),
