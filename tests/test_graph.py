@@ -169,3 +169,33 @@ def test_confirmation_fetches_within_a_memory_budget(monkeypatch):
     monkeypatch.setattr(graph_module, "MAX_FETCHED_VALUES", 20)  # room for the sum (1 value), not for x (32)
     (tight,) = graph_module.build_graph(model, None, Options()).suspects
     assert tight.rule == "risky-division" and tight.confirmed == []
+
+
+def test_keras_layers_that_divide_pass_the_analysis_when_judged_as_user_code():
+    """The guards Keras writes inside its attention, normalisation and recurrent layers are all
+    recognised: judged as if they were user code, none of them is a suspect."""
+    import keras
+    import numpy as np
+    from keras import layers
+
+    from kerascheck.graph import build_graph
+    from kerascheck.modeltier import Options
+
+    inp = keras.Input((6, 8))
+    x = layers.MultiHeadAttention(2, 4)(inp, inp)
+    x = layers.GroupNormalization(groups=2)(x)
+    x = layers.UnitNormalization()(x)
+    x = layers.RMSNormalization()(x)
+    norm = layers.Normalization()
+    norm.adapt(np.random.default_rng(0).standard_normal((10, 6, 8)).astype("float32"))
+    x = norm(x)
+    x = layers.Attention()([x, x])
+    x = layers.AdditiveAttention()([x, x])
+    x = layers.LSTM(8, return_sequences=True)(x)
+    x = layers.GRU(8, return_sequences=True)(x)
+    x = layers.SpectralNormalization(layers.Dense(8))(x)
+    x = layers.Activation("log_softmax")(layers.Dense(8, activation="softmax")(x))
+    out = layers.Dense(4, activation="sigmoid")(layers.GlobalAveragePooling1D()(x))
+    audit = build_graph(keras.Model(inp, out), None, Options(), judge_keras=True)
+    assert audit.user_ops > 300
+    assert [(s.layer, s.op_type, s.operand) for s in audit.suspects] == []
