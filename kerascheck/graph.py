@@ -35,7 +35,7 @@ WATCHED = DIVISIONS | {"Log", "Exp"}
 # Their inputs are fetched too: a log of a probability is confirmed from the logits.
 FETCHED = WATCHED | {"Softmax", "Sigmoid"}
 # What confirmation may fetch: at most this many tensors and this many values per
-# example (x EDGE_EXAMPLES x 4 bytes: 64 MiB at most). Suspects whose tensors did not
+# example (x EDGE_EXAMPLES x 4 bytes: 128 MiB at most). Suspects whose tensors did not
 # fit stay unconfirmed warnings rather than costing unbounded memory.
 MAX_FETCHED = 4000
 MAX_FETCHED_VALUES = 8 << 20
