@@ -122,9 +122,12 @@ class _Recorder:
             if graph is None:
                 return original(layer, *args, **kwargs)
             parent = recorder.stack[-1] if recorder.stack else None
-            path = layer.name if parent is None or parent.parent is None else f"{parent.path}/{layer.name}"
             if parent is None:
-                path = ""
+                path = ""  # the model itself
+            elif not parent.path:
+                path = layer.name  # a layer of the model
+            else:
+                path = f"{parent.path}/{layer.name}"  # inside a nested model or a custom layer
             user, files = _user_code(layer)
             first = args[0] if args else None
             call = Call(layer, path, user, parent, files,
