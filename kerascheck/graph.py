@@ -289,7 +289,7 @@ def build_graph(model, spec, options: Options, judge_keras: bool = False, always
         recorder.graph = graph
         if loss_fn is not None:
             xs, y_true = xs[:-1], xs[-1]
-        out = model(list(xs) if len(xs) > 1 else xs[0], training=False)
+        out = model(_structured(model, list(xs)), training=False)
         if loss_fn is not None:
             # The loss is the user's code too: one more call, with no layer, around it.
             call = Call(None, "", True, None, loss_files, label=f"loss '{loss_name}'")
@@ -393,6 +393,16 @@ def build_graph(model, spec, options: Options, judge_keras: bool = False, always
     return GraphFacts(ops=len(ops), user_ops=user_ops, calls=calls, suspects=_dedupe(suspects),
                       edge_inputs=edge_names,
                       seconds={"trace": traced - started, "analysis": analysed - traced, "confirmation": done - analysed})
+
+
+def _structured(model, xs: list):
+    """The traced inputs in the structure the model was built with (a dict, a list, one tensor)."""
+    import tensorflow as tf
+
+    try:
+        return tf.nest.pack_sequence_as(model.input, xs)
+    except Exception:
+        return xs if len(xs) > 1 else xs[0]
 
 
 def _values_per_example(t) -> int:

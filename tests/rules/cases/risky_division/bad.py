@@ -106,6 +106,11 @@ def shared_layer(tmp, fmt):
     return keras.Model([a, b], layers.Concatenate()([share(a), share(b)]))
 
 
+def dict_inputs(tmp, fmt):
+    a, b = keras.Input((8,), name="a"), keras.Input((8,), name="b")
+    return keras.Model({"b": b, "a": a}, SlashBySum(name="share")(layers.Subtract()([a, b])))
+
+
 @keras.saving.register_keras_serializable(package=PKG)
 class Ratio(keras.Model):
     """A subclassed model whose own call divides."""
@@ -205,6 +210,7 @@ CASES = [
                                      r"\+ weight 'inv_dense/bias'`.*at \S*bad\.py:\d+: `return 1\.0 / x`.*Confirmed: "
                                      r"an all-zero input gives Inf")),
     bad("shared_layer", shared_layer, Expect("share", "error", r"Layer 'share' \(SlashBySum\) divides by `sum\(input\)`")),
+    bad("dict_inputs", dict_inputs, Expect("share", "error", r"divides by `sum\(input\)`.*Confirmed: an all-zero input")),
     bad("subclassed_model", subclassed_model,
         Expect("ratio", "error", r"Layer 'ratio' \(Ratio\) divides by `mean\(dense_\d+\(…\)\)`")),
     bad("nested", nested, Expect("block/std", "error", r"Layer 'block/std' \(StandardizeNoEps\) divides by "
