@@ -54,3 +54,22 @@ def test_notebook_table_escapes_names_from_the_file():
     model.compile(optimizer="adam", loss="mse")
     html = kerascheck.check(model, select=["unhealthy-weights"], static=True)._repr_html_()
     assert "<img" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
+
+
+@keras.saving.register_keras_serializable(package="kc_api_tests")
+class SumNormalise(layers.Layer):
+    """Defined in this (notebook-like) process and registered: check() needs nothing else."""
+
+    def call(self, x):
+        return x / keras.ops.sum(x, axis=-1, keepdims=True)
+
+
+def test_in_memory_model_with_a_custom_layer_gets_the_graph_rules():
+    inp = keras.Input((8,))
+    model = keras.Model(inp, SumNormalise(name="share")(inp), name="custom")
+    report = kerascheck.check(model, select=["risky-division", "unstable-softmax"])
+    (finding,) = report.findings
+    assert (finding.rule, finding.layer, finding.severity) == ("risky-division", "share", "error")
+    assert finding.evidence["source"]["file"].endswith("test_api.py")
+    assert finding.evidence["source"]["code"] == "return x / keras.ops.sum(x, axis=-1, keepdims=True)"
+    assert report.models[0].tiers == ["spec", "model", "graph"]
