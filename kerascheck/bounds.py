@@ -25,6 +25,8 @@ PASSTHROUGH = {
 ARITH = {"Sum", "AddV2", "Add", "AddN", "Mul", "BiasAdd", "Sub", "Maximum", "Minimum", "SelectV2", "Select",
          "Neg", "ConcatV2", "Pack"}
 SHAPES = {"Shape", "Size", "Rank", "ShapeN"}
+# Ops that change a tensor's shape or dtype but not its values.
+SAME_VALUES = {"Identity", "Cast", "Reshape", "ExpandDims", "Squeeze", "StopGradient"}
 FLOAT32_EXP_MAX = 88.0
 MAX_DEPTH = 400  # beyond this many ops upstream a tensor is "unknown" (keeps recursion bounded)
 MAX_CONST_ELEMENTS = 1 << 20
@@ -72,7 +74,7 @@ class Bounds:
         if lo > 0 or hi < 0:
             return True
         op = t.op
-        if op.type in ("Identity", "Cast", "StopGradient", "Reshape", "ExpandDims", "Squeeze"):
+        if op.type in SAME_VALUES:
             return self.nonzero(op.inputs[0])
         if op.type == "Mul":
             return self.nonzero(op.inputs[0]) and self.nonzero(op.inputs[1])
@@ -170,10 +172,10 @@ class Bounds:
             if d_hi < 0:
                 return (min(s_lo, l_lo), s_hi)
             return UNKNOWN
-        if kind in ("ConcatV2",):
+        if kind == "ConcatV2":
             parts = g[:-1]
             return (min(p[0] for p in parts), max(p[1] for p in parts)) if parts else UNKNOWN
-        if kind in ("Pack", "AddN") and kind == "Pack":
+        if kind == "Pack":
             return (min(p[0] for p in g), max(p[1] for p in g))
         if kind in ("AddV2", "Add", "BiasAdd"):
             return (g[0][0] + g[1][0], g[0][1] + g[1][1])
@@ -346,7 +348,7 @@ NAMES = {"Square": "square", "Sqrt": "sqrt", "Rsqrt": "rsqrt", "Mean": "mean", "
          "Sigmoid": "sigmoid", "Softmax": "softmax", "Relu": "relu", "Tanh": "tanh", "MatMul": "matmul",
          "Maximum": "maximum", "Minimum": "minimum", "SquaredDifference": "squared_difference",
          "Reciprocal": "reciprocal", "Pow": "pow", "ClipByValue": "clip"}
-QUIET = {"Identity", "Cast", "Reshape", "ExpandDims", "Squeeze", "StopGradient", "EnsureShape", "Snapshot"}
+QUIET = SAME_VALUES | {"EnsureShape", "Snapshot"}
 
 
 def describe(t, owner: dict, bounds: Bounds, call, depth: int = 5) -> str:

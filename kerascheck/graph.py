@@ -17,6 +17,7 @@ inputs and outputs.
 """
 from __future__ import annotations
 
+import functools
 import inspect
 import linecache
 import os
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from kerascheck.bounds import Bounds, describe, exp_base, is_float, walk_back
+from kerascheck.bounds import SAME_VALUES, Bounds, describe, exp_base, is_float, walk_back
 from kerascheck.modeltier import Options, TierUnavailable
 
 # The ops that can turn finite inputs into Inf/NaN by dividing or taking a log,
@@ -190,13 +191,13 @@ def _user_code(layer) -> tuple[bool, frozenset]:
     return True, frozenset(files)
 
 
-def has_user_code(model, spec, options: Options) -> bool:
-    """Whether any layer (nested ones included), the model class or the loss is the user's code."""
+def _has_user_layers(model) -> bool:
+    """Whether any layer (nested ones included) or the model class itself is the user's code."""
     try:
         layers = list(model._flatten_layers(include_self=True, recursive=True))
     except Exception:  # a Keras without the private walk: trace, to be safe
         return True
-    return any(_user_code(layer)[0] for layer in layers) or user_loss(model, spec, options)[0] is not None
+    return any(_user_code(layer)[0] for layer in layers)
 
 
 def user_loss(model, spec, options: Options):
@@ -265,17 +266,17 @@ def build_graph(model, spec, options: Options, judge_keras: bool = False, always
     import keras
     import tensorflow as tf
 
-    if not (judge_keras or always_trace or has_user_code(model, spec, options)):
-        return GraphFacts(ops=0, user_ops=0, calls=0, suspects=[], edge_inputs=[],
-                          seconds={"trace": 0.0, "analysis": 0.0, "confirmation": 0.0}, traced=False)
-
     try:
         inputs = list(model.inputs)
     except (AttributeError, ValueError):
         raise TierUnavailable("the model does not record its input shapes (a subclassed model saved "
                               "unbuilt), so it cannot be traced") from None
-    specs = [tf.TensorSpec((None,) + tuple(t.shape[1:]), t.dtype) for t in inputs]
     loss_fn, loss_name = user_loss(model, spec, options)
+    if not (judge_keras or always_trace or loss_fn is not None or _has_user_layers(model)):
+        return GraphFacts(ops=0, user_ops=0, calls=0, suspects=[], edge_inputs=[],
+                          seconds={"trace": 0.0, "analysis": 0.0, "confirmation": 0.0}, traced=False)
+
+    specs = [tf.TensorSpec((None,) + tuple(t.shape[1:]), t.dtype) for t in inputs]
     if loss_fn is not None:
         specs.append(tf.TensorSpec((None,) + tuple(model.outputs[0].shape[1:]), "float32"))
         loss_files = frozenset(f for f in (_source_file(loss_fn), _source_file(type(loss_fn))) if f)
@@ -447,10 +448,11 @@ def _judge(op, call: Call, owner: dict, bounds: Bounds) -> Suspect | None:
     kind = op.type
 
     def suspect(rule, form, operand_tensor, roots, result=None):
+        frames = _creation_frames(op)
         return Suspect(rule=rule, form=form, layer=call.path or None, layer_class=call.class_name, op=op.name,
                        op_type=kind, operand=describe(operand_tensor, owner, bounds, call),
-                       source=_source(op, call), lambda_layer=call.class_name == "Lambda",
-                       in_keras_op=_written_by_keras(op),
+                       source=_source(frames, call), lambda_layer=call.class_name == "Lambda",
+                       in_keras_op=_written_by_keras(frames),
                        roots=[t.name for t in roots], result=(result or op.outputs[0]).name,
                        inputs=[t.name for t in op.inputs if is_float(t)])
 
@@ -503,7 +505,7 @@ def _clamped_above(t, bounds: Bounds) -> bool:
     if not uses:
         return False  # it is (or reaches) the output as it is
     for use in uses:
-        if use.type in ("Identity", "Cast", "Reshape", "ExpandDims", "Squeeze", "StopGradient"):
+        if use.type in SAME_VALUES:
             if not _clamped_above(use.outputs[0], bounds):
                 return False
         elif use.type == "Minimum":
@@ -551,15 +553,17 @@ def _has_sum_of_exp(t) -> bool:
         any(n.op.type == "Exp" or exp_base(n.op) is not None for n in nodes)
 
 
-def _source(op, call: Call) -> dict | None:
-    """File and line of the user's expression that created the op, from TensorFlow's op traceback."""
-    if not call.source_files:
-        return None
+def _creation_frames(op) -> list:
+    """The Python stack that created the op, innermost frame first (TensorFlow records it)."""
     try:
-        frames = list(op.traceback)
+        return list(reversed(list(op.traceback)))
     except Exception:
-        return None
-    for frame in reversed(frames):
+        return []
+
+
+def _source(frames: list, call: Call) -> dict | None:
+    """File and line of the user's expression that created the op."""
+    for frame in frames if call.source_files else ():
         filename = os.path.abspath(frame.filename)
         if filename in call.source_files:
             code = linecache.getline(filename, frame.lineno).strip()
@@ -567,18 +571,18 @@ def _source(op, call: Call) -> dict | None:
     return None
 
 
-def _written_by_keras(op) -> bool:
-    """Whether the innermost frame outside TensorFlow that created the op is in Keras's package."""
+@functools.lru_cache(maxsize=1)
+def _package_dirs() -> tuple[str, str]:
     import keras
     import tensorflow as tf
 
-    keras_dir = os.path.dirname(os.path.abspath(keras.__file__)) + os.sep
-    tf_dir = os.path.dirname(os.path.abspath(tf.__file__)) + os.sep
-    try:
-        frames = list(op.traceback)
-    except Exception:
-        return False
-    for frame in reversed(frames):
+    return tuple(os.path.dirname(os.path.abspath(m.__file__)) + os.sep for m in (keras, tf))
+
+
+def _written_by_keras(frames: list) -> bool:
+    """Whether the innermost frame outside TensorFlow that created the op is in Keras's package."""
+    keras_dir, tf_dir = _package_dirs()
+    for frame in frames:
         path = os.path.abspath(frame.filename)
         if path.startswith(tf_dir) or frame.filename.startswith("<") or "__autograph_generated" in path:
             continue

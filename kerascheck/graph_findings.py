@@ -14,7 +14,7 @@ def where(suspect) -> str:
 def outcome(suspect, graph) -> tuple[str, str]:
     """(severity, sentence): confirmed by an edge input is an error, otherwise a warning."""
     if suspect.confirmed:
-        others = [c for c in suspect.confirmed[1:]]
+        others = suspect.confirmed[1:]
         also = f" (also {', '.join(others)})" if others else ""
         if suspect.layer_class.startswith("loss "):
             also += " with labels of 0"
