@@ -13,6 +13,11 @@ import keras  # noqa: E402
 from keras import layers  # noqa: E402
 
 
+def _decaying_rate():
+    # Examples that are not about no-lr-schedule decay their rate, so each shows only its own problem.
+    return keras.optimizers.schedules.ExponentialDecay(1e-3, decay_steps=1000, decay_rate=0.9)
+
+
 def healthy():
     inputs = keras.Input((28, 28, 1), name="image")
     x = layers.Rescaling(1 / 255)(inputs)
@@ -21,7 +26,7 @@ def healthy():
     x = layers.Dense(32, activation="relu", kernel_initializer="he_normal")(x)
     outputs = layers.Dense(10, activation="softmax", name="probs")(x)
     model = keras.Model(inputs, outputs, name="healthy_cnn")
-    schedule = keras.optimizers.schedules.ExponentialDecay(1e-3, decay_steps=1000, decay_rate=0.9)
+    schedule = _decaying_rate()
     model.compile(optimizer=keras.optimizers.Adam(schedule), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
     return model
@@ -57,7 +62,7 @@ def bad_init():
                      kernel_initializer=keras.initializers.RandomNormal(stddev=5.0)),
         layers.Dense(1, name="out"),
     ], name="bad_init")
-    schedule = keras.optimizers.schedules.ExponentialDecay(1e-3, decay_steps=1000, decay_rate=0.9)
+    schedule = _decaying_rate()
     model.compile(optimizer=keras.optimizers.SGD(schedule), loss="mse")
     return model
 
@@ -67,7 +72,7 @@ def lambda_layer():
     x = layers.Lambda(lambda t: t * 2.0, name="double")(inputs)
     outputs = layers.Dense(1)(x)
     model = keras.Model(inputs, outputs, name="with_lambda")
-    schedule = keras.optimizers.schedules.ExponentialDecay(1e-3, decay_steps=1000, decay_rate=0.9)
+    schedule = _decaying_rate()
     model.compile(optimizer=keras.optimizers.Adam(schedule), loss="mse")
     return model
 
@@ -87,7 +92,7 @@ def custom_norm():
     x = custom.Attention(name="attention")(x)
     outputs = layers.Dense(1, name="out")(x)
     model = keras.Model(inputs, outputs, name="custom_norm")
-    schedule = keras.optimizers.schedules.ExponentialDecay(1e-3, decay_steps=1000, decay_rate=0.9)
+    schedule = _decaying_rate()
     model.compile(optimizer=keras.optimizers.Adam(schedule), loss="mse")
     return model
 

@@ -22,6 +22,16 @@ def kerascheck(*args: str, cwd: str | None = None, env: dict | None = None, time
     )
 
 
+def import_file(path, name: str):
+    """Import a Python file as module `name` (not added to sys.modules), the way a user's script would run it."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def wrap(*stack, width: int = 8):
     """keras.Model(Input((width,)) -> each layer in turn): the smallest model around the layers a case is about."""
     import keras

@@ -1,6 +1,5 @@
 """The graph tier end to end: custom code found by the CLI with its file and line, the
 machine formats pointing there, and no false positives on Keras's own architectures."""
-import importlib.util
 import json
 import os
 import textwrap
@@ -8,7 +7,7 @@ import textwrap
 import jsonschema
 import pytest
 
-from helpers import ROOT, kerascheck
+from helpers import ROOT, import_file, kerascheck
 
 USER_CODE = textwrap.dedent('''\
     import keras
@@ -44,9 +43,7 @@ def user_model(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("graph")
     (tmp / "userlayers.py").write_text(USER_CODE)
-    spec = importlib.util.spec_from_file_location("userlayers", tmp / "userlayers.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = import_file(tmp / "userlayers.py", "userlayers")
     inp = keras.Input((8,))
     x = module.Standardize(name="std")(keras.layers.Dense(8, name="d")(inp))
     out = module.Attention(name="attn")(keras.layers.Dense(4, name="scores")(x))
@@ -73,7 +70,7 @@ def test_text_points_at_the_users_file_and_line(user_model):
     # Standardize keeps the model's edge inputs at unit scale, so the softmax is confirmed
     # by running the layer alone on its own input scaled up.
     assert "Confirmed by running the layer alone: the layer's input x1e3 gives NaN in its output" in out
-    assert (f"The loss 'relative_error' divides by `abs(y_true)`" in out and
+    assert ("The loss 'relative_error' divides by `abs(y_true)`" in out and
             f"at userlayers.py:{LOSS_LINE}: `return ops.mean(ops.abs(y_pred - y_true) / ops.abs(y_true))`" in out)
     assert (user_model / "custom.keras").read_bytes() == before  # the user's file is never written
 

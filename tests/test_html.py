@@ -1,5 +1,4 @@
 """The HTML report: self-contained, escaped, and working in a real browser (headless Chromium)."""
-import importlib.util
 import os
 import re
 import shutil
@@ -8,7 +7,7 @@ import keras
 import pytest
 from keras import layers
 
-from helpers import ROOT, kerascheck
+from helpers import ROOT, import_file, kerascheck
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = os.path.join(ROOT, "test-artifacts")
@@ -40,9 +39,7 @@ def report(tmp_path_factory):
     model.save(tmp / "mixed.keras")
 
     (tmp / "userlayers.py").write_text(USER_CODE)
-    spec = importlib.util.spec_from_file_location("userlayers", tmp / "userlayers.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = import_file(tmp / "userlayers.py", "userlayers")
     inp = keras.Input((8,))
     custom = keras.Model(inp, layers.Dense(1)(module.Standardize(name="std")(inp)), name="custom")
     custom.compile(optimizer="adam", loss="mse")

@@ -1,6 +1,5 @@
 """The probe tier from the command line: loading safely, user code, data, devices, determinism."""
 import hashlib
-import importlib.util
 import json
 import os
 import textwrap
@@ -9,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from helpers import ROOT, kerascheck
+from helpers import ROOT, import_file, kerascheck
 
 EXAMPLES = os.path.join(ROOT, "examples")
 
@@ -29,9 +28,7 @@ def custom_model(tmp_path):
     """A model using a custom layer whose code lives in a file of the user's, not in the archive."""
     code = tmp_path / "kc_user_layers.py"
     code.write_text(USER_CODE)
-    spec = importlib.util.spec_from_file_location("kc_user_layers", code)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = import_file(code, "kc_user_layers")
     inp = keras.Input((4,))
     x = module.Twice(name="twice")(keras.layers.Dense(8, activation="relu")(inp))
     model = keras.Model(inp, keras.layers.Dense(1)(x))

@@ -3,22 +3,18 @@
 Each case is run with only its rule selected (ruff's approach), and cases/healthy.py
 with every rule selected, which catches false positives across rules.
 """
-import importlib.util
 import os
 
 import pytest
 
-from helpers import check_evidence, matches, probe_options
+from helpers import check_evidence, import_file, matches, probe_options
 from kerascheck.engine import all_rules, check_file, select_rules
 
 HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cases")
 
 
 def _load(path):
-    spec = importlib.util.spec_from_file_location(f"kc_case_{abs(hash(path))}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.CASES
+    return import_file(path, f"kc_case_{abs(hash(path))}").CASES
 
 
 def _params():
