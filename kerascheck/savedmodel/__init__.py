@@ -1,0 +1,22 @@
+"""TensorFlow SavedModel folders: what `model.export()`, `tf.saved_model.save` and tf.keras 2.x write.
+
+* `folder`: the files, checked (regular files inside the folder, sizes) before anything opens them;
+* `reader`: `saved_model.pb`, the checkpoint and `keras_metadata.pb` into a ModelSpec (format "savedmodel");
+* `audit`: the `unsafe-code` findings for graphs, and whether the folder is cleared to run;
+* `flatten`: a signature's function with the functions it calls inlined, as one GraphDef;
+* `tiers`: the engine's model, graph and probe tiers for a cleared folder.
+
+Nothing in a folder runs before `audit` has cleared it: the folder is never passed to
+`tf.saved_model.load`; the serving function is imported as a graph and run with the
+checkpoint's values only once cleared (or under --unsafe).
+"""
+from kerascheck.savedmodel.folder import is_savedmodel
+
+
+def read_spec(path: str, stack):
+    from kerascheck.savedmodel.reader import read_savedmodel
+
+    return read_savedmodel(path, stack)
+
+
+__all__ = ["is_savedmodel", "read_spec"]
