@@ -270,8 +270,6 @@ def test_bad_folders_are_one_line_each_and_the_run_goes_on(folders):
 def test_the_runnable_signature_computes_what_tensorflow_serves(folders):
     """kerascheck runs the flattened function with the checkpoint's values; TensorFlow's own loader
     (fine on a folder the test made) must give the same outputs."""
-    import contextlib
-
     import tensorflow as tf
 
     from kerascheck.modeltier import Options
@@ -284,8 +282,6 @@ def test_the_runnable_signature_computes_what_tensorflow_serves(folders):
         ours = ServingModel(spec, Options(device="cpu")).run([x])[0][0]
     served = tf.saved_model.load(path).signatures["serving_default"](tf.constant(x))
     np.testing.assert_allclose(ours, next(iter(served.values())).numpy(), rtol=1e-5, atol=1e-6)
-    with contextlib.suppress(Exception):
-        del served
 
 
 def test_sarif_and_github_annotations_point_at_saved_model_pb(folders):

@@ -234,8 +234,6 @@ def _checkpoint_only(saved) -> tuple[set, set]:
             named.update(node.function.concrete_functions)
         elif kind == "bare_concrete_function":
             named.add(node.bare_concrete_function.concrete_function_name)
-        elif kind == "resource":
-            pass
     other_functions = _closure(saved, named | _node_functions(saved, other_nodes)
                                | (set(saved.library) - saver_functions))
     return saver_nodes - _ancestors(index, other_nodes), saver_functions - other_functions

@@ -34,7 +34,6 @@ class Entry:
     rel: str  # path inside the folder, with '/'
     size: int
     kind: str  # "file" or "dir"
-    link: str | None = None  # where a symbolic link inside the folder leads (relative), if it is one
 
 
 @dataclass

@@ -71,9 +71,16 @@ class SavedModel:
     node_count: int = 0
     audit: object = None  # kerascheck.savedmodel.audit.Audit, made once
 
+    calls: dict = field(default_factory=dict)  # function name -> [(node name, function it calls)]
+
     def function_calls(self, fdef) -> list[tuple[str, str]]:
         """(node name, function name) of every function a function's nodes call or name in an attribute."""
-        return [(node.name, f) for node in fdef.node_def for f in node_functions(node, self.library)]
+        name = fdef.signature.name
+        found = self.calls.get(name)
+        if found is None:
+            found = self.calls[name] = [(node.name, f) for node in fdef.node_def
+                                        for f in node_functions(node, self.library)]
+        return found
 
 
 @dataclass(frozen=True)
@@ -83,10 +90,23 @@ class SavedModelSpec(ModelSpec):
     training_config: dict | None = field(default=None, repr=False, compare=False)
 
 
+_FUNC_ATTRS: dict = {}  # op -> names of its function-typed attributes (None: unknown op, look at all)
+
+
 def node_functions(node, library: dict) -> list[str]:
     """Functions a node runs: its op when that names a library function, and func attributes."""
     names = [node.op] if node.op in library else []
-    for value in node.attr.values():
+    keys = _FUNC_ATTRS.get(node.op, ())
+    if keys == ():
+        from tensorflow.python.framework import op_def_registry
+
+        op_def = op_def_registry.get(node.op)
+        keys = None if op_def is None else [a.name for a in op_def.attr if a.type in ("func", "list(func)")]
+        _FUNC_ATTRS[node.op] = keys
+    # Registered ops declare which attributes hold functions; anything else is looked at whole
+    # (an op TensorFlow does not know may still name functions).
+    values = node.attr.values() if keys is None else [node.attr[k] for k in keys if k in node.attr]
+    for value in values:
         kind = value.WhichOneof("value")
         if kind == "func" and value.func.name:
             names.append(value.func.name)

@@ -142,15 +142,25 @@ class _Input:
 
 
 class ServingModel:
-    """The serving signature of a cleared folder, runnable on numpy inputs with extra tensors fetched."""
+    """The serving signature of a cleared folder, traced once and runnable on numpy inputs.
+
+    One trace serves every use, as in kerascheck.graph: the flattened function is
+    imported into a tf.function whose extra outputs are the inputs and results of the
+    ops the analysis may suspect (budgeted like the graph tier's fetches), so the graph
+    the analysis reads is the graph the edge inputs and the batch probe run.
+    """
+
+    PREFIX = "served/"
 
     def __init__(self, spec, options):
         self.spec, self.options = spec, options
         self.signature = spec.saved.serving
         self.inputs = [_Input(name, shape, dtype) for name, dtype, shape, _ in self.signature.inputs]
         self._flat = None
-        self._variables = None
-        self._runners: dict = {}
+        self._concrete = None
+        self.fetched: list = []  # names of the extra outputs, in order
+        self.variable_names: dict = {}  # captured placeholder op name -> variable name
+        self.variable_ranges: dict = {}  # the same, for non-trainable variables: (min, max) of their values
 
     @property
     def flat(self):
@@ -166,51 +176,75 @@ class ServingModel:
     def count_params(self) -> int:
         return self.spec.param_count
 
-    def _variables_by_placeholder(self) -> dict:
-        if self._variables is None:
-            tf = _device(self.options)
-            saved = self.spec.saved
-            made = {}
-            for placeholder, node in self.flat.captures:
-                var = saved.variables.get(node)
-                if var is None:
-                    raise _ModelError(f"the signature captures object {node}, which is not a variable")
-                value = saved.checkpoint.get_tensor(var.key)
-                made[placeholder] = tf.Variable(value, trainable=False, name=var.name.replace("/", "_"))
-            self._variables = made
-        return self._variables
+    @property
+    def concrete(self):
+        if self._concrete is None:
+            self._concrete = self._trace()
+        return self._concrete
 
-    def run(self, xs: list, fetch: tuple = ()) -> tuple[list, list]:
-        """(signature outputs, fetched tensors) as numpy arrays for inputs `xs`."""
+    def run(self, xs: list, fetched: bool = False) -> tuple[list, list]:
+        """(signature outputs, the extra fetched tensors when asked) as numpy arrays for inputs `xs`."""
         import tensorflow as tf
 
-        runner = self._runners.get(fetch)
-        if runner is None:
-            runner = self._runners[fetch] = self._make_runner(fetch)
-        values = runner(*[tf.constant(x) for x in xs])
-        values = [v.numpy() for v in values]
+        values = self.concrete(*[tf.constant(x) for x in xs])
         n = len(self.flat.outputs)
-        return values[:n], values[n:]
+        return [v.numpy() for v in values[:n]], ([v.numpy() for v in values[n:]] if fetched else [])
 
-    def _make_runner(self, fetch: tuple):
+    def _trace(self):
         import tensorflow as tf
 
-        flat = self.flat
-        variables = self._variables_by_placeholder()
-        names = [t for _, t in flat.outputs] + list(fetch)
+        from kerascheck.bounds import is_float
+        from kerascheck.graph import FETCHED, MAX_FETCHED, MAX_FETCHED_VALUES, _values_per_example
+
+        tf = _device(self.options)
+        flat, saved = self.flat, self.spec.saved
+        variables = []
+        for placeholder, node in flat.captures:
+            var = saved.variables.get(node)
+            if var is None:
+                raise _ModelError(f"the signature captures object {node}, which is not a variable")
+            value = saved.checkpoint.get_tensor(var.key)
+            variables.append((placeholder, var, tf.Variable(value, trainable=False)))
+            if not var.trainable and _numeric(var.dtype):
+                values = np.asarray(value, dtype=np.float64)
+                if values.size and np.all(np.isfinite(values)):
+                    self.variable_ranges[placeholder] = (float(values.min()), float(values.max()))
+        outputs = [t for _, t in flat.outputs]
         specs = [tf.TensorSpec([None if d is None else d for d in shape], dtype)
                  for _, _, dtype, shape in flat.inputs]
+        ranges, self.variable_ranges = self.variable_ranges, {}
 
-        # Plain graph construction: kept out of autograph, which has nothing to convert here.
-        @tf.autograph.experimental.do_not_convert
         def serve(*xs):
             graph = tf.compat.v1.get_default_graph()
             mapping = {f"{placeholder}:0": x for (placeholder, _, _, _), x in zip(flat.inputs, xs)}
-            mapping.update({f"{p}:0": graph.capture(v.handle) for p, v in variables.items()})
-            return tf.graph_util.import_graph_def(flat.graph_def, input_map=mapping, return_elements=names,
-                                                  name="served")
+            for placeholder, var, v in variables:
+                captured = graph.capture(v.handle)
+                mapping[f"{placeholder}:0"] = captured
+                self.variable_names[captured.op.name] = var.name
+                if placeholder in ranges:
+                    self.variable_ranges[captured.op.name] = ranges[placeholder]
+            results = tf.graph_util.import_graph_def(flat.graph_def, input_map=mapping, return_elements=outputs,
+                                                     name=self.PREFIX[:-1])
+            # Everything an edge input must show: the inputs and results of every op the
+            # analysis may suspect. Chosen before the analysis, so one trace serves both.
+            extra, room = {}, MAX_FETCHED_VALUES
+            for op in graph.get_operations():
+                if op.type not in FETCHED or not op.name.startswith(self.PREFIX):
+                    continue
+                for t in list(op.inputs) + list(op.outputs):
+                    if t.name in extra or not is_float(t) or len(extra) >= MAX_FETCHED:
+                        continue
+                    size = _values_per_example(t)
+                    if size <= room:
+                        room -= size
+                        extra[t.name] = t
+            self.fetched = list(extra)
+            return list(results) + [tf.identity(t) for t in extra.values()]
 
-        return tf.function(serve, input_signature=specs, autograph=False)
+        try:
+            return tf.function(serve, input_signature=specs, autograph=False).get_concrete_function()
+        except Exception as exc:
+            raise _ModelError(f"TensorFlow refused the graph ({type(exc).__name__}: {_first_line(exc)})") from None
 
 
 def _device(options):
@@ -247,30 +281,15 @@ def analyse(model: ServingModel, spec, options):
     from kerascheck.graph import WATCHED, Call, GraphFacts, _dedupe, _judge
 
     started = time.perf_counter()
-    tf = _device(options)
+    concrete = model.concrete
+    traced = time.perf_counter()
     flat = model.flat
-    g = tf.Graph()
-    try:
-        with g.as_default():
-            tf.graph_util.import_graph_def(flat.graph_def, name="")
-    except Exception as exc:
-        raise _ModelError(f"TensorFlow refused the graph ({type(exc).__name__}: "
-                          f"{' '.join(str(exc).split())[:200]})") from None
-    imported = time.perf_counter()
-    ops = g.get_operations()
-    saved = spec.saved
-    names, ranges = {}, {}
-    for placeholder, node in flat.captures:
-        var = saved.variables.get(node)
-        if var is None:
-            continue
-        names[placeholder] = var.name
-        if not var.trainable and _numeric(var.dtype):
-            values = np.asarray(saved.checkpoint.get_tensor(var.key), dtype=np.float64)
-            if values.size and np.all(np.isfinite(values)):
-                ranges[placeholder] = (float(values.min()), float(values.max()))
-    bounds = Bounds(names, ranges)
-    labels = _layer_labels(ops, flat, names, spec)
+    prefix = model.PREFIX
+    ops = [op for op in concrete.graph.get_operations() if op.name.startswith(prefix)]
+    bounds = Bounds(model.variable_names, model.variable_ranges)
+    # The Identity ops that return the fetched tensors are not part of the model.
+    bounds.fetch_ops = {t.op.name for t in concrete.outputs[len(flat.outputs):]}
+    labels = _layer_labels(ops, flat, model.variable_names, spec, prefix)
     calls: dict = {}
     owner: dict = {}
     for op in ops:
@@ -289,7 +308,7 @@ def analyse(model: ServingModel, spec, options):
         if op.type in WATCHED and any(is_float(t) for t in op.outputs):
             suspect = _judge(op, call, owner, bounds)
             if suspect is not None:
-                function, local, _ = flat.origin.get(op.name, (None, op.name, None))
+                function, local, _ = flat.origin.get(op.name[len(prefix):], (None, op.name, None))
                 layer = spec.layer(suspect.layer) if suspect.layer else None
                 cls = layer.class_name if layer is not None and spec.config else ""
                 suspect.layer_class = cls or f"function {function}"
@@ -298,11 +317,11 @@ def analyse(model: ServingModel, spec, options):
     analysed = time.perf_counter()
     edge_names: list = []
     if suspects:
-        edge_names = _confirm(model, spec, options, g, suspects)
+        edge_names = _confirm(model, spec, options, suspects)
     done = time.perf_counter()
     return GraphFacts(ops=len(ops), user_ops=judged, calls=len(calls), suspects=_dedupe(suspects),
                       edge_inputs=edge_names,
-                      seconds={"trace": imported - started, "analysis": analysed - imported,
+                      seconds={"trace": traced - started, "analysis": analysed - traced,
                                "confirmation": done - analysed})
 
 
@@ -335,13 +354,13 @@ def _scope(name: str, flat) -> list[str]:
         if origin[2] is None:
             break
         current = origin[2]
-    for i, local in enumerate(reversed(chain)):
+    for local in reversed(chain):
         pieces = local.split("/")
         parts.extend(p for p in pieces[:-1] if not _CALL_NAME.match(p))
     return parts
 
 
-def _layer_labels(ops, flat, variable_names: dict, spec) -> dict:
+def _layer_labels(ops, flat, variable_names: dict, spec, prefix: str) -> dict:
     """op name -> layer path, from the variables each scope reads and the scopes' names.
 
     Keras names an op's scopes after the layers that created it, but TensorFlow makes
@@ -350,7 +369,7 @@ def _layer_labels(ops, flat, variable_names: dict, spec) -> dict:
     settle it (the variable is named after its layer); the others lose one suffix when
     the anchored scopes show that suffixes were added.
     """
-    scopes = {op.name: _scope(op.name, flat) for op in ops}
+    scopes = {op.name: _scope(op.name[len(prefix):], flat) for op in ops}
     anchors: dict = {}
     offsets: Counter = Counter()
     suffixed = False
@@ -455,26 +474,14 @@ def _cases(model: ServingModel, spec, options) -> list:
     return cases
 
 
-def _confirm(model: ServingModel, spec, options, g, suspects: list) -> list:
+def _confirm(model: ServingModel, spec, options, suspects: list) -> list:
     """Run the signature on each edge input, fetching the suspects' tensors; a suspect is confirmed where
     its roots are finite and its result is not (as kerascheck.graph._confirm does for traced models)."""
-    from kerascheck.graph import MAX_FETCHED, MAX_FETCHED_VALUES, _values_per_example
-
-    wanted, room = [], MAX_FETCHED_VALUES
-    for s in suspects:
-        for name in [s.result] + list(s.roots) + list(s.inputs):
-            if name in wanted or len(wanted) >= MAX_FETCHED:
-                continue
-            size = _values_per_example(g.get_tensor_by_name(name))
-            if size <= room:
-                room -= size
-                wanted.append(name)
-    fetch = tuple(wanted)
-    index = {name: i for i, name in enumerate(fetch)}
+    index = {name: i for i, name in enumerate(model.fetched)}
     cases = _cases(model, spec, options)
     for label, xs in cases:
         try:
-            _, values = model.run(xs, fetch)
+            _, values = model.run(xs, fetched=True)
         except Exception:
             continue  # an input the graph rejects confirms nothing
         for s in suspects:
@@ -495,7 +502,8 @@ def _confirm(model: ServingModel, spec, options, g, suspects: list) -> list:
 
 
 def _sample(model: ServingModel, spec, options) -> tuple[list, str, bool]:
-    return _inputs(model, options, BATCH_EXAMPLES if spec.param_count < LARGE_MODEL_PARAMS else 4)
+    # A large model's forward passes dominate the check; two examples still tell a batch apart from one.
+    return _inputs(model, options, BATCH_EXAMPLES if spec.param_count < LARGE_MODEL_PARAMS else 2)
 
 
 def _batch_dependence(model: ServingModel, xs: list) -> dict:
@@ -504,13 +512,14 @@ def _batch_dependence(model: ServingModel, xs: list) -> dict:
     whole = [np.asarray(o, dtype=np.float64) for o in model.run(xs)[0]]
     singles = [model.run([x[i:i + 1] for x in xs])[0] for i in range(n)]
     single = [np.concatenate([np.asarray(s[k], dtype=np.float64) for s in singles]) for k in range(len(whole))]
-    perm = np.random.default_rng(7).permutation(n)
-    shuffled_out = model.run([x[perm] for x in xs])[0]
-    shuffled = []
-    for k, out in enumerate(shuffled_out):
-        back = np.empty_like(whole[k])
-        back[perm] = np.asarray(out, dtype=np.float64)
-        shuffled.append(back)
+    shuffled = whole
+    if n > 2:  # two examples: one at a time already tells whether they see each other
+        perm = np.random.default_rng(7).permutation(n)
+        shuffled = []
+        for k, out in enumerate(model.run([x[perm] for x in xs])[0]):
+            back = np.empty_like(whole[k])
+            back[perm] = np.asarray(out, dtype=np.float64)
+            shuffled.append(back)
     scale = 1.0 + max(float(np.max(np.abs(w))) if w.size else 0.0 for w in whole)
     diff = lambda a, b: max(float(np.max(np.abs(x - y))) if x.size else 0.0 for x, y in zip(a, b))
     return {"examples": n, "max_diff_single": diff(whole, single), "max_diff_shuffled": diff(whole, shuffled),
