@@ -14,9 +14,14 @@ from kerascheck.savedmodel.folder import is_savedmodel
 
 
 def read_spec(path: str, stack):
+    from kerascheck.errors import InputError
     from kerascheck.savedmodel.reader import read_savedmodel
 
-    return read_savedmodel(path, stack)
+    try:
+        return read_savedmodel(path, stack)
+    except InputError as exc:
+        # The user pointed at a folder; say what kind of folder kerascheck took it for.
+        raise InputError(f"TensorFlow SavedModel folder: {exc}") from None
 
 
 __all__ = ["is_savedmodel", "read_spec"]
