@@ -403,3 +403,96 @@ def _h5(entry: dict) -> dict:
     entry.pop("module", None)
     entry.pop("registered_name", None)
     return entry
+
+
+def build_container_corpus(folder: str) -> list[Hostile]:
+    """The other hostile shapes of tests/test_hostile.py (layers, names, archive and HDF5 structure), for the benches.
+
+    tests/test_hostile.py checks each of them with all tiers; here they are rebuilt so that
+    bench/peers.py can put every tool in front of the whole corpus.
+    """
+    import base64
+    import pickle
+
+    import h5py
+    import numpy as np
+
+    b = _Builder(folder)
+    out: list[Hostile] = []
+
+    class _Marker:
+        def __init__(self, path):
+            self.path = path
+
+        def __reduce__(self):
+            return (open, (self.path, "w"))
+
+    def layer_as(class_name, config):
+        def edit(cfg):
+            entry = _find(cfg, "dense")
+            entry["class_name"] = class_name
+            entry["config"] = {"name": "dense", **config}
+        return edit
+
+    pickled = base64.b64encode(pickle.dumps(_Marker(b.marker("torch")))).decode()
+    out.append(Hostile("torch_wrapper.keras", b.keras_file("torch_wrapper.keras", layer_as(
+        "TorchModuleWrapper", {"module": pickled})), "TorchModuleWrapper with a pickled module",
+        cve="CVE-2025-49655", marker=b.marker("torch")))
+    out.append(Hostile("tfsm_layer.keras", b.keras_file("tfsm_layer.keras", layer_as(
+        "TFSMLayer", {"filepath": os.path.join(folder, "attacker_saved_model")})), "TFSMLayer loading a SavedModel",
+        cve="CVE-2026-1462"))
+    secret = os.path.join(folder, "secret.txt")
+    with open(secret, "w") as fh:
+        fh.write("kc-secret-token-1234\n")
+    out.append(Hostile("lookup_path.keras", b.keras_file("lookup_path.keras", layer_as(
+        "StringLookup", {"vocabulary": secret})), "StringLookup reading its vocabulary from a local path",
+        cve="CVE-2025-12058"))
+
+    def traversal(cfg):
+        entry = _find(cfg, "hidden")
+        entry["config"]["name"] = entry["name"] = "../../kc_escape"
+        for other in _layers(cfg):
+            text = json.dumps(other.get("inbound_nodes", []))
+            other["inbound_nodes"] = json.loads(text.replace('"hidden"', '"../../kc_escape"'))
+    out.append(Hostile("traversal_name.keras", b.keras_file("traversal_name.keras", traversal),
+                       "a layer name with '../'", cve="CVE-2026-12479"))
+
+    def weights_edit(name, edit):
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            h5path = os.path.join(tmp, "w.h5")
+            with open(h5path, "wb") as fh:
+                fh.write(b.members["model.weights.h5"])
+            with h5py.File(h5path, "a") as f:
+                edit(f)
+            with open(h5path, "rb") as fh:
+                data = fh.read()
+        path = os.path.join(folder, name)
+        with zipfile.ZipFile(path, "w") as zf:
+            for member, content in b.members.items():
+                zf.writestr(member, data if member == "model.weights.h5" else
+                            (json.dumps(b.config) if member == "config.json" else content))
+        return path
+
+    def bomb(f):
+        del f["layers/dense/vars/0"]
+        f.create_dataset("layers/dense/vars/0", shape=(10**6, 10**6), dtype="float32")
+    out.append(Hostile("shape_bomb.keras", weights_edit("shape_bomb.keras", bomb), "HDF5 dataset declaring 4 TB",
+                       cve="CVE-2026-0897", refusal="shape bomb"))
+    leaked = os.path.join(folder, "secret.bin")
+    np.arange(8, dtype="float32").tofile(leaked)
+
+    def external(f):
+        del f["layers/dense/vars/0"]
+        f.create_dataset("layers/dense/vars/0", shape=(4, 2), dtype="float32", external=[(leaked, 0, 32)])
+    out.append(Hostile("external_storage.keras", weights_edit("external_storage.keras", external),
+                       "HDF5 dataset stored in a local file", cve="CVE-2026-1669",
+                       refusal="keeps its data in an external file"))
+    path = os.path.join(folder, "extra_member.keras")
+    with zipfile.ZipFile(path, "w") as zf:
+        for member, content in b.members.items():
+            zf.writestr(member, json.dumps(b.config) if member == "config.json" else content)
+        zf.writestr("payload.py", f"open({b.marker('extra_member')!r}, 'w').close()\n")
+    out.append(Hostile("extra_member.keras", path, "an archive member Keras never writes (a .py file)"))
+    return out
