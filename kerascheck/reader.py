@@ -85,13 +85,10 @@ def open_spec(path: str) -> Iterator[ModelSpec]:
 
 
 def sniff_format(path: str) -> str:
-    """Return "keras" or "h5" from the file's first bytes, or raise InputError."""
+    """Return "keras", "h5" or "savedmodel" (a folder) from the file's first bytes, or raise InputError."""
     if os.path.isdir(path):
-        if os.path.exists(os.path.join(path, "saved_model.pb")):
-            raise InputError(
-                "is a TensorFlow SavedModel folder, which kerascheck does not read: load it with "
-                "keras.layers.TFSMLayer and save a Keras model with model.save('model.keras')"
-            )
+        if os.path.lexists(os.path.join(path, "saved_model.pb")):
+            return "savedmodel"  # read by kerascheck.savedmodel (issue 14)
         raise InputError("is a folder without Keras models")
     if not os.path.exists(path):
         raise InputError("no such file")
@@ -120,6 +117,10 @@ def sniff_format(path: str) -> str:
 
 def _read(path: str, stack: contextlib.ExitStack) -> ModelSpec:
     fmt = sniff_format(path)
+    if fmt == "savedmodel":  # TensorFlow SavedModel folders (issue 14)
+        from kerascheck.savedmodel import read_spec
+
+        return read_spec(path, stack)
     if fmt == "keras":
         return _read_keras(path, stack)
     return _read_h5(path, stack)
@@ -183,13 +184,17 @@ def _read_keras(path: str, stack: contextlib.ExitStack) -> ModelSpec:
             keras_version = meta["keras_version"]
 
     weights: dict[str, tuple[WeightRef, ...]] = {}
+    walked: list[LayerSpec] | None = None
     if "model.weights.h5" in members:
         fileobj = _member_fileobj(zf, raw, members["model.weights.h5"], file_size)
         h5 = _open_h5(fileobj, "model.weights.h5", stack, limit_bytes=members["model.weights.h5"].file_size)
-        _KerasWeightMapper(h5).map_model("", config, (), weights)
+        if is_subclassed(config):
+            walked = _SubclassWalker(h5).layers(config)
+        else:
+            _KerasWeightMapper(h5).map_model("", config, (), weights)
 
     compile_cfg = config.get("compile_config")
-    return _build_spec(path, "keras", keras_version, config, weights, compile_cfg, tuple(notes))
+    return _build_spec(path, "keras", keras_version, config, weights, compile_cfg, tuple(notes), walked)
 
 
 def _unsafe_member_name(name: str) -> bool:
@@ -578,6 +583,163 @@ class _KerasWeightMapper:
             yield from self._collect(_join(path, attr), child_cls, child_cfg, f"{display}/{attr}")
 
 
+def is_subclassed(config: Mapping) -> bool:
+    """A keras.Model subclass: its config is whatever get_config() returns, with no layer list."""
+    inner = config.get("config")
+    return isinstance(inner, dict) and not isinstance(inner.get("layers"), list) \
+        and config.get("class_name") not in ("Functional", "Sequential")
+
+
+# The groups Keras writes at the top of a model's weights file that are not layers.
+_NOT_LAYERS = {"vars", "optimizer"}
+
+
+class _SubclassWalker:
+    """The layers of a keras.Model subclass, read from the weights file alone.
+
+    Keras saves such a model by walking its attributes in sorted order: a layer held
+    in `self.classifier` is the group `classifier`, the items of a list or dict of
+    layers are `blocks/dense`, `blocks/dense_1` (class name and a counter), and a
+    Functional or Sequential model held as an attribute keeps its layers under
+    `encoder/layers/<group>`. Each layer is named here by that attribute path, with a
+    nested Functional model's layers named by their own names (`encoder/conv2d`), as
+    kerascheck.modelio names the live model's layers. The config holds no classes, so
+    each layer's class is read from the group's name or the layer name Keras recorded
+    (`dense_3`), or guessed from the shapes of its weights; a guess that fails is
+    the generic "Layer", whose weights keep neutral names.
+    """
+
+    def __init__(self, h5):
+        self.tree = _LinkTree(h5)
+        self.limit = h5._kerascheck_limit
+
+    def layers(self, config: Mapping) -> list[LayerSpec]:
+        out: list[LayerSpec] = []
+        name = str(config["config"].get("name") or "model")
+        own = list(self._own(name))
+        if own:  # add_weight() on the model itself
+            out.append(self._layer((name,), "Layer", own, name))
+        for kid in sorted(self.tree.kids(""), key=_natural_key):
+            if kid not in _NOT_LAYERS:
+                self._visit(kid, (kid,), None, out)
+        return out
+
+    def _visit(self, path: str, parts: tuple[str, ...], hint: str | None, out: list) -> None:
+        kids = self.tree.kids(path)
+        if "vars" not in kids:  # a list or dict of layers: items named after their class
+            for kid in sorted(kids, key=_natural_key):
+                self._visit(_join(path, kid), parts + (kid,), kid, out)
+            return
+        inner = _join(path, "layers")
+        if "layers" in kids and all("vars" in self.tree.kids(_join(inner, k)) for k in self.tree.kids(inner)):
+            for kid in sorted(self.tree.kids(inner), key=_natural_key):  # a Functional or Sequential model
+                recorded = self.tree.attr(_join(inner, kid, "vars"), "name")
+                self._visit(_join(inner, kid), parts + (recorded or kid,), kid, out)
+            return
+        recorded = self.tree.attr(_join(path, "vars"), "name")
+        cls = _guess_class(hint, recorded, self.tree, path)
+        refs = list(self._collect(path, cls, "/".join(parts)))
+        if refs:
+            out.append(self._layer(parts, cls, refs, recorded))
+
+    def _own(self, display: str) -> Iterator[WeightRef]:
+        keys = sorted(self.tree.kids("vars"), key=_natural_key)
+        refs = [self.tree.open(_join("vars", k)) for k in keys]
+        shapes = [tuple(int(d) for d in r.shape) if r.shape is not None else () for r in refs]
+        for ds, role in zip(refs, _roles_by_shape(shapes)):
+            yield _weight_ref(ds, role, f"{display}/{role}", self.limit)
+
+    def _collect(self, path: str, cls: str, display: str) -> Iterator[WeightRef]:
+        vars_path = _join(path, "vars")
+        keys = sorted(self.tree.kids(vars_path), key=_natural_key)
+        datasets = [self.tree.open(_join(vars_path, k)) for k in keys]
+        names = _weight_names(cls, {}, len(keys)) if cls != "Layer" else None
+        if names is None or (keys and names[0] == "var0"):
+            names = _roles_by_shape([tuple(int(d) for d in ds.shape) for ds in datasets])
+        for ds, wname in zip(datasets, names):
+            yield _weight_ref(ds, wname, f"{display}/{wname}", self.limit)
+        for attr in sorted((k for k in self.tree.kids(path) if k != "vars"), key=_natural_key):
+            child_path = _join(path, attr)
+            if "vars" in self.tree.kids(child_path):
+                child_cls = _child_class(cls, {}, attr)[0] or _guess_class(
+                    None, self.tree.attr(_join(child_path, "vars"), "name"), self.tree, child_path)
+                yield from self._collect(child_path, child_cls, f"{display}/{attr}")
+            else:  # a list or dict of sub-layers inside a layer
+                for kid in sorted(self.tree.kids(child_path), key=_natural_key):
+                    grand = _join(child_path, kid)
+                    yield from self._collect(grand, _guess_class(kid, None, self.tree, grand),
+                                             f"{display}/{attr}/{kid}")
+
+    @staticmethod
+    def _layer(parts: tuple[str, ...], cls: str, refs: list, recorded: str | None) -> LayerSpec:
+        config = {"name": recorded} if recorded else {}
+        return LayerSpec(name=parts[-1], class_name=cls, module="keras.layers" if cls != "Layer" else None,
+                         registered_name=None, config=config, inbound=(), scope=parts[:-1], weights=tuple(refs))
+
+
+def _snake_classes() -> dict[str, str]:
+    from kerascheck.keras_names import BUILTIN_LAYERS
+
+    cached = globals().get("_SNAKE_CLASSES")
+    if cached is None:
+        cached = {_snake_case(c): c for c in sorted(BUILTIN_LAYERS) if c not in ("Layer", "Input", "InputSpec")}
+        globals()["_SNAKE_CLASSES"] = cached
+    return cached
+
+
+def _guess_class(group: str | None, recorded: str | None, tree: "_LinkTree", path: str) -> str:
+    """A layer's class from its group name (`dense_1`), its recorded name, or its sub-groups; else "Layer"."""
+    for name in (group, recorded):
+        if isinstance(name, str):
+            cls = _snake_classes().get(re.sub(r"_\d+$", "", name))
+            if cls is not None:
+                return cls
+    kids = tree.kids(path)
+    if "forward_layer" in kids and "backward_layer" in kids:
+        return "Bidirectional"
+    if "cell" in kids:
+        cell_vars = tree.kids(_join(path, "cell", "vars"))
+        if len(cell_vars) >= 2:
+            kernel = tree.open(_join(path, "cell", "vars", sorted(cell_vars, key=_natural_key)[1]))
+            ratio = kernel.shape[-1] // max(kernel.shape[0], 1) if len(kernel.shape) == 2 else 0
+            return {4: "LSTM", 3: "GRU", 1: "SimpleRNN"}.get(ratio, "RNN")
+    return "Layer"
+
+
+def _roles_by_shape(shapes: list[tuple]) -> list[str]:
+    """Weight roles when the class is unknown, from the patterns Keras's own layers leave."""
+    n = len(shapes)
+    if n == 2 and len(shapes[0]) >= 2 and len(shapes[1]) == 1 and shapes[1][0] == shapes[0][-1]:
+        return ["kernel", "bias"]
+    if n == 1 and len(shapes[0]) >= 2:
+        return ["kernel"]
+    if n == 3 and len(shapes[0]) == len(shapes[1]) == 2 and len(shapes[2]) == 1 \
+            and shapes[0][1] == shapes[1][1] == shapes[2][0] and shapes[1][1] % shapes[1][0] == 0:
+        return ["kernel", "recurrent_kernel", "bias"]
+    if n in (2, 4) and all(len(s) == 1 for s in shapes) and len(set(shapes)) == 1:
+        return ["gamma", "beta", "moving_mean", "moving_variance"][:n]
+    return [f"var{i}" for i in range(n)]
+
+
+def _built_inputs(config: Mapping) -> tuple[InputSpec, ...]:
+    """The inputs a subclassed model was built with (build_config), batch dimension left open."""
+    build = config.get("build_config")
+    shape = build.get("input_shape") if isinstance(build, dict) else None
+
+    def one(name: str, s) -> InputSpec | None:
+        if not isinstance(s, list) or not s or not all(d is None or isinstance(d, int) for d in s):
+            return None
+        return InputSpec(name, (None,) + _shape(s)[1:], "float32")
+
+    if isinstance(shape, dict):
+        found = [one(str(k), v) for k, v in shape.items()]
+    elif isinstance(shape, list) and shape and all(isinstance(s, list) for s in shape):
+        found = [one(f"input_{i}", s) for i, s in enumerate(shape)]
+    else:
+        found = [one("input", shape)]
+    return tuple(f for f in found if f is not None) if all(f is not None for f in found) else ()
+
+
 # ------------------------------------------------------------- config helpers
 
 
@@ -773,9 +935,10 @@ def _depth(value: Any) -> int:
 # ---------------------------------------------------------------- spec assembly
 
 
-def _build_spec(path, fmt, keras_version, config, weights, compile_cfg, notes) -> ModelSpec:
-    layers: list[LayerSpec] = []
-    _flatten(config, (), weights, layers)
+def _build_spec(path, fmt, keras_version, config, weights, compile_cfg, notes, walked=None) -> ModelSpec:
+    layers: list[LayerSpec] = list(walked or ())
+    if walked is None:
+        _flatten(config, (), weights, layers)
     inputs = _inputs(config, layers)
     outputs = tuple(_resolve_outputs(config, ()))
     compile_spec = _compile_spec(compile_cfg, config, outputs)
@@ -791,6 +954,7 @@ def _build_spec(path, fmt, keras_version, config, weights, compile_cfg, notes) -
         outputs=outputs,
         compile=compile_spec,
         notes=notes,
+        raw_compile=compile_cfg if isinstance(compile_cfg, dict) else None,
     )
 
 
@@ -872,6 +1036,8 @@ def _resolve_outputs(entry: Mapping, scope: tuple[str, ...]) -> Iterator[str]:
 
 
 def _inputs(config: Mapping, layers: list[LayerSpec]) -> tuple[InputSpec, ...]:
+    if is_subclassed(config):
+        return _built_inputs(config)
     found = []
     for layer in layers:
         if layer.scope == () and layer.class_name == "InputLayer":
@@ -931,13 +1097,19 @@ def _canonical_loss(name: str) -> str:
 
 def _loss_spec(value: Any) -> LossSpec | None:
     if isinstance(value, str):
-        return LossSpec(_canonical_loss(value), False, {})
+        return LossSpec(_canonical_loss(value), False, {}, custom=">" in value)
     if isinstance(value, dict) and isinstance(value.get("class_name"), str):
         cfg = value.get("config")
+        module = value.get("module") if isinstance(value.get("module"), str) else ""
+        registered = value.get("registered_name") if isinstance(value.get("registered_name"), str) else ""
         if value["class_name"] == "function" and isinstance(cfg, str):
-            return LossSpec(_canonical_loss(cfg), False, {})
+            custom = ">" in cfg or ">" in registered or not module.startswith(("keras", "tf_keras"))
+            return LossSpec(_canonical_loss(cfg), False, {}, custom=custom)
         cfg = cfg if isinstance(cfg, dict) else {}
-        return LossSpec(_canonical_loss(value["class_name"]), bool(cfg.get("from_logits", False)), cfg)
+        custom = ">" in value["class_name"] or ">" in registered or bool(module) and not module.startswith(
+            ("keras", "tf_keras"))
+        return LossSpec(_canonical_loss(value["class_name"]), bool(cfg.get("from_logits", False)), cfg,
+                        custom=custom)
     return None
 
 

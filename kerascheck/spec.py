@@ -101,6 +101,7 @@ class LossSpec:
     name: str  # canonical snake_case, e.g. "categorical_crossentropy"
     from_logits: bool
     config: Mapping[str, Any]
+    custom: bool = False  # the user's own function or Loss class, not one of Keras's
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,9 @@ class ModelSpec:
     outputs: tuple[str, ...]  # qualnames of the layers producing the model outputs
     compile: CompileSpec | None
     notes: tuple[str, ...] = ()  # things the reader noticed (e.g. unexpected archive members)
+    # The compile config as saved ({"optimizer", "loss", "loss_weights", ...}), for the probes,
+    # which rebuild the loss with Keras; None when the model was saved uncompiled.
+    raw_compile: Mapping[str, Any] | None = None
 
     @property
     def param_count(self) -> int:
