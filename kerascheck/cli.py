@@ -85,11 +85,13 @@ def _split(values) -> list[str]:
 @click.option("--max-memory", "max_memory", type=click.IntRange(min=256), default=None, metavar="MB",
               help="Stop checking a file whose worker uses more memory than this.  "
                    "[default: 3/4 of RAM over --jobs, at most 8192]")
+@click.option("--verbose", "-v", is_flag=True,
+              help="Show TensorFlow's and Keras's own messages, and the traceback of any internal error.")
 @click.option("--list-rules", is_flag=True, help="List the rules and exit.")
 @click.option("--explain", metavar="RULE", help="Print a rule's documentation and exit.")
 @click.version_option(__version__, "--version", prog_name="kerascheck")
 def cli(paths, select, ignore, fail_on, fmt, output, html, no_html, static, data, custom_objects, unsafe, budget, device, seed,
-        jobs, timeout, max_memory, list_rules, explain):
+        jobs, timeout, max_memory, verbose, list_rules, explain):
     """Check saved Keras models (.keras, .h5, or folders of them) for reasons they will not train well.
 
     Exit status: 0 nothing at or above --fail-on, 1 findings, 2 a file could not be
@@ -137,6 +139,7 @@ def cli(paths, select, ignore, fail_on, fmt, output, html, no_html, static, data
         device=device or config.get("device", "auto"),
         seed=seed if seed is not None else _number(config, "seed", int, 0),
         progress=sys.stderr.isatty() and fmt == "text" and output is None,
+        verbose=verbose,
     )
     # The HTML report is for people: written by default alongside text output, and on
     # request (--html) alongside the machine formats, so CI gets no surprise files.
@@ -194,7 +197,11 @@ def main(argv=None) -> None:
     except Exception as exc:  # a bug of ours: still one line, still exit 2
         if os.environ.get("KERASCHECK_DEBUG"):
             raise
-        click.echo(f"kerascheck: internal error: {type(exc).__name__}: {exc} (set KERASCHECK_DEBUG=1 "
-                   "for the traceback)", err=True)
+        if argv is not None and ("--verbose" in argv or "-v" in argv) or "--verbose" in sys.argv[1:]:
+            import traceback
+
+            traceback.print_exception(exc)
+        click.echo(f"kerascheck: internal error: {type(exc).__name__}: {exc} (run with --verbose for the "
+                   "traceback)", err=True)
         code = 2
     sys.exit(code if isinstance(code, int) else 0)

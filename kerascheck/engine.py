@@ -77,6 +77,9 @@ class ModelResult:
     probe: object = None  # ProbeResults when the probe tier ran
     graph: object = None  # GraphFacts when the graph tier ran
     layers: list = field(default_factory=list)  # per-layer weight statistics, for the HTML report
+    unavailable: list = field(default_factory=list)  # rules that could not run because a tier failed
+    rules_run: int = 0
+    rules_total: int = 0
 
     def to_dict(self) -> dict:
         return {
@@ -149,22 +152,34 @@ def check_file(path: str, rules: Sequence[Rule], static: bool = False, options=N
 
                 result.layers = layer_table(spec)
             tiers = _TierBuilder(facts, rules, options, result)
+            if not static and needs_loading(rules, static, options):
+                # Loaded first, so every rule reads the same facts: a subclassed model's
+                # layers get their real classes from the loaded model.
+                tiers.ensure("model")
             for rule in rules:
                 if rule.tier != "spec":
                     if static:
                         result.skipped.append({"rule": rule.name, "reason": f"--static runs spec-tier rules only; "
                                                                             f"this rule needs the {rule.tier} tier"})
                         continue
-                    reason = tiers.ensure(rule.tier)
+                    reason = tiers.ensure(rule.tier) or tiers.probe_failure(rule)
                     if reason:
                         result.skipped.append({"rule": rule.name, "reason": reason})
+                        result.unavailable.append(rule.name)
                         continue
                 elif rule.needs and not static:
                     tiers.ensure_optional(rule)  # a spec rule with a probe part: runs either way
-                _run_rule(rule, facts, result)
+                _run_rule(rule, facts, result, options)
+            from kerascheck.diagnosis import fold
+
+            result.findings = fold(result.findings, facts.probe.layer_order if facts.probe is not None else [])
     except InputError as exc:
         result.errors.append({"message": str(exc)})
-    result.findings.sort(key=lambda f: (-SEVERITY_RANK[f.severity], f.code, f.layer or ""))
+    # Worst first; among equals, a cause with consequences before a finding standing alone.
+    result.findings.sort(key=lambda f: (-SEVERITY_RANK[f.severity], not f.evidence.get("consequences"), f.code,
+                                        f.layer or ""))
+    result.rules_run = len(rules) - len(result.skipped)
+    result.rules_total = len(rules)
     return result
 
 
@@ -180,6 +195,12 @@ class _TierBuilder:
         """None when the tier is ready, else the reason it cannot be built."""
         if tier in self.failed:
             return self.failed[tier]
+        if tier in ("graph", "probe") and "model" in self.failed:
+            reason = self.failed["model"]
+            if tier == "graph":
+                reason = _lambda_reason(self.facts.spec, self.options) or reason
+            self.failed[tier] = reason
+            return reason
         try:
             if tier in ("model", "probe", "graph") and self.facts.model is None:
                 self._load()
@@ -195,85 +216,170 @@ class _TierBuilder:
             return reason
         return None
 
+    def probe_failure(self, rule: Rule) -> str | None:
+        """Why a probe this rule reads failed, when one did (the other probes' rules still run)."""
+        probe = self.facts.probe
+        if probe is None or rule.tier != "probe":
+            return None
+        for need in rule.needs:
+            key = "train" if need in ("sweep", "gradients") else need
+            if key in probe.failures:
+                return f"the {_PROBE_NAMES.get(key, key)} probe failed: {probe.failures[key]}"
+        return None
+
     def ensure_optional(self, rule: Rule) -> None:
         if set(rule.needs) == {"data"} and not (self.options and self.options.data):
             return  # its probe part measures --data only; nothing to build without it
+        if set(rule.needs) <= {"outputs"}:
+            self.ensure("model")
+            return
         self.ensure("probe")
 
-    def _load(self):
-        from kerascheck.modeltier import Options, TierUnavailable, load_model
+    def _options(self):
+        from kerascheck.modeltier import Options
 
         if self.options is None:
             self.options = Options()
-        import warnings
+        return self.options
 
+    def _load(self):
+        if self.facts.spec.format == "savedmodel":  # SavedModel folders: kerascheck.savedmodel (issue 14)
+            from kerascheck.savedmodel import tiers
+
+            return tiers.load(self)
+        from kerascheck.modeltier import TierUnavailable, load_model
+        from kerascheck.probe import prepare
+
+        options = self._options()
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                self.facts.model = load_model(self.facts.spec, self.options)
+            with _quiet(options):
+                model = load_model(self.facts.spec, options)
+                self.facts.info = prepare(model, self.facts.spec, options)
+                self.facts.model = model
         except TierUnavailable as exc:
             self.failed["model"] = self.failed["probe"] = f"the model was not loaded: {exc}"
             raise _Unavailable(self.failed["model"]) from None
-        except InputError as exc:
+        except (InputError, UsageError) as exc:
             self.result.errors.append({"message": str(exc)})
-            self.failed["model"] = self.failed["probe"] = f"the model could not be loaded: {exc}"
+            self.failed["model"] = self.failed["probe"] = "the model could not be loaded (see the error above)"
             raise _Unavailable(self.failed["model"]) from None
+        except Exception as exc:  # TensorFlow refusing the model is a fact about the model, not a crash
+            reason = _internal(exc, options, "loading the model")
+            self.failed["model"] = self.failed["probe"] = reason
+            raise _Unavailable(reason) from None
+        self.facts.spec = _with_live_classes(self.facts.spec, self.facts.info)
         self.result.tiers.append("model")
 
     def _graph(self):
+        if self.facts.spec.format == "savedmodel":  # SavedModel folders: kerascheck.savedmodel (issue 14)
+            from kerascheck.savedmodel import tiers
+
+            return tiers.graph(self)
         from kerascheck.graph import build_graph
         from kerascheck.modeltier import TierUnavailable
 
-        import warnings
-
+        options = self._options()
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                self.facts.graph = build_graph(self.facts.model, self.facts.spec, self.options)
+            with _quiet(options):
+                self.facts.graph = build_graph(self.facts.info, self.facts.spec, options)
         except TierUnavailable as exc:
             raise _Unavailable(f"the graph could not be built: {exc}") from None
         except Exception as exc:
-            if os.environ.get("KERASCHECK_DEBUG"):
-                raise
-            raise _Unavailable(f"the graph could not be built: {type(exc).__name__}: {_first_line(exc)}") from None
+            raise _Unavailable(_internal(exc, options, "the graph could not be built")) from None
         self.result.tiers.append("graph")
         self.result.graph = self.facts.graph
 
     def _probe(self):
+        if self.facts.spec.format == "savedmodel":  # SavedModel folders: kerascheck.savedmodel (issue 14)
+            from kerascheck.savedmodel import tiers
+
+            return tiers.probe(self)
         from kerascheck.errors import UsageError
         from kerascheck.modeltier import TierUnavailable
-        from kerascheck.probes import run_probes
+        from kerascheck.probe import run_probes
 
-        import warnings
-
+        options = self._options()
         try:
-            with warnings.catch_warnings():
-                # Keras warns about things rules report properly (softmax with from_logits, ...).
-                warnings.simplefilter("ignore")
-                self.facts.probe = run_probes(self.facts.model, self.facts.spec, self.options, self.want)
+            with _quiet(options):
+                self.facts.probe = run_probes(self.facts.info, self.facts.spec, options, self.want)
         except TierUnavailable as exc:
             raise _Unavailable(f"the probes could not run: {exc}") from None
         except UsageError as exc:
             self.result.errors.append({"message": str(exc)})
             raise _Unavailable(f"the probes could not run: {exc}") from None
         except Exception as exc:  # TensorFlow refusing the model is a fact about the model, not a crash
-            if os.environ.get("KERASCHECK_DEBUG"):
-                raise
-            raise _Unavailable(f"the probes could not run: {type(exc).__name__}: {_first_line(exc)}") from None
+            raise _Unavailable(_internal(exc, options, "the probes could not run")) from None
         self.result.tiers.append("probe")
         self.result.probe = self.facts.probe
+
+
+_PROBE_NAMES = {"train": "training", "overfit": "overfit", "batch": "batch-dependence",
+                "activations": "activation-statistics", "data": "data-statistics"}
 
 
 class _Unavailable(Exception):
     pass
 
 
-def _first_line(exc: Exception) -> str:
-    """The line of a TensorFlow/Keras error that says what went wrong, without the traceback noise."""
-    first = next((line.strip() for line in str(exc).splitlines() if line.strip()
-                  and "Exception encountered" not in line and "in user code" not in line
-                  and not line.strip().startswith("File ")), "")
-    return first[:200]
+def _internal(exc: BaseException, options, what: str) -> str:
+    """The reason a tier failed on an unexpected exception; the traceback under --verbose."""
+    if os.environ.get("KERASCHECK_DEBUG"):
+        raise exc
+    from kerascheck.modelio import error_line
+
+    if options is not None and getattr(options, "verbose", False):
+        traceback.print_exception(exc)
+    return f"{what}: {error_line(exc)}"
+
+
+class _quiet:
+    """Python warnings off while a tier is built (Keras warns about what rules report properly)."""
+
+    def __init__(self, options):
+        self.verbose = bool(getattr(options, "verbose", False))
+
+    def __enter__(self):
+        import warnings
+
+        self._catch = warnings.catch_warnings()
+        self._catch.__enter__()
+        if not self.verbose:
+            warnings.simplefilter("ignore")
+        return self
+
+    def __exit__(self, *exc):
+        self._catch.__exit__(*exc)
+
+
+def _with_live_classes(spec, info):
+    """For a subclassed model, the spec's layers with the classes and configs of the loaded layers.
+
+    The file names no classes for a subclass's layers; the reader guessed them. The
+    loaded model knows them, and Keras's own layers' configs are safe to read.
+    """
+    from dataclasses import replace
+
+    from kerascheck.reader import is_subclassed
+
+    if info is None or not is_subclassed(spec.config):
+        return spec
+    by_path = {path: layer for path, layer in info.paths.values()}
+    layers = []
+    for layer in spec.layers:
+        live = by_path.get(layer.qualname)
+        if live is not None:
+            cls = type(live)
+            module = getattr(cls, "__module__", "") or ""
+            try:
+                config = live.get_config() if module.startswith("keras") else dict(layer.config)
+            except Exception:
+                config = dict(layer.config)
+            layer = replace(layer, class_name=cls.__name__, module=module, config=config)
+        layers.append(layer)
+    new = replace(spec, layers=tuple(layers))
+    for key in ("_qualname_cache", "_graph"):
+        new.__dict__.pop(key, None)
+    return new
 
 
 def _lambda_reason(spec, options) -> str | None:
@@ -288,7 +394,7 @@ def _lambda_reason(spec, options) -> str | None:
             "Lambda runs the bytecode stored in the file, which kerascheck does only with --unsafe")
 
 
-def _run_rule(rule: Rule, facts: Facts, result: ModelResult) -> None:
+def _run_rule(rule: Rule, facts: Facts, result: ModelResult, options=None) -> None:
     try:
         result.findings.extend(rule.check(facts))
     except Skip as exc:
@@ -298,11 +404,13 @@ def _run_rule(rule: Rule, facts: Facts, result: ModelResult) -> None:
     except Exception as exc:  # one broken rule must not hide the others' findings
         if os.environ.get("KERASCHECK_DEBUG"):
             raise
+        if options is not None and getattr(options, "verbose", False):
+            traceback.print_exception(exc)
         where = traceback.extract_tb(exc.__traceback__)[-1]
         result.errors.append({
             "message": f"internal error in rule {rule.name} ({type(exc).__name__}: {exc} at "
                        f"{os.path.basename(where.filename)}:{where.lineno}); please report it; "
-                       "set KERASCHECK_DEBUG=1 for the traceback"
+                       "run with --verbose for the traceback"
         })
 
 

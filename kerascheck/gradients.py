@@ -14,14 +14,43 @@ def gradient_run(probe):
     return run
 
 
-def measured_run(probe):
-    """gradient_run, or Skip when there is no finite training of at least 10 steps to read."""
+def diverged_everywhere(probe) -> bool:
+    """Training diverged at the configured rate and at every rate the sweep tried."""
+    return probe.train is not None and probe.train.diverged_at is not None and probe.stable_run is None \
+        and bool(probe.sweep) and all(d is not None for _, d in probe.sweep)
+
+
+def measured_run(probe, allow_prefix: bool = False):
+    """gradient_run; with allow_prefix, when every rate diverged, the steps before the divergence; else Skip."""
     from kerascheck.rule import Skip
 
     run = gradient_run(probe)
+    if run is None and allow_prefix and diverged_everywhere(probe):
+        prefix = _finite_prefix(probe.train)
+        if prefix is not None:
+            return prefix
     if run is None or run.steps_done < 10:
         raise Skip("no finite probe training with at least 10 steps to measure gradients on")
     return run
+
+
+def _finite_prefix(run):
+    """The steps of a diverged run before its divergence (at least the first), as a run of its own."""
+    from dataclasses import replace
+
+    end = max(run.diverged_at, 1)
+    norms = {k: v[:end] for k, v in run.kernel_norms.items()}
+    if not any(math.isfinite(x) for v in norms.values() for x in v):
+        return None
+    return replace(run, losses=run.losses[:end], global_norms=run.global_norms[:end],
+                   layer_norms={k: v[:end] for k, v in run.layer_norms.items()}, kernel_norms=norms,
+                   update_ratios={k: v[:end] for k, v in run.update_ratios.items()}, diverged_at=None)
+
+
+def steps_phrase(probe, run) -> str:
+    if diverged_everywhere(probe) and run.steps_done < probe.train.steps_planned:
+        return f"the {run.steps_done} step{'s' if run.steps_done != 1 else ''} before training diverged"
+    return f"{run.steps_done} probe steps"
 
 
 def layer_rms(probe, run) -> dict[str, float]:
@@ -49,12 +78,28 @@ def first_last_ratio(probe, run):
     return first, last, rms[first] / max(rms[last], 1e-30), rms
 
 
+SPIKE_FACTOR = 10.0
+SPIKE_WINDOW = 10  # steps whose median a step is compared with
+SPIKE_WARMUP = 3  # steps before the first one judged
+
+
+def spike_ratios(norms) -> np.ndarray:
+    """Each step's global norm over the median of the steps just before it (from step SPIKE_WARMUP on).
+
+    A spike is a jump against the recent trend: a norm that decays smoothly from a
+    large start (the first steps of most trainings) has no step above its predecessors.
+    """
+    norms = np.asarray([n for n in norms if math.isfinite(n)], dtype=np.float64)
+    out = []
+    for i in range(SPIKE_WARMUP, len(norms)):
+        median = float(np.median(norms[max(0, i - SPIKE_WINDOW):i]))
+        out.append(norms[i] / median if median > 0 else 1.0)
+    return np.asarray(out)
+
+
 def spikes(run) -> tuple[float, float]:
-    """(share of steps whose global norm exceeds 10x the median, max/median)."""
-    norms = np.asarray([n for n in run.global_norms if math.isfinite(n)])
-    if len(norms) < 10:
+    """(share of steps whose global norm jumps over 10x the median of the steps before, the largest jump)."""
+    ratios = spike_ratios(run.global_norms)
+    if len(ratios) < 7:
         return 0.0, 1.0
-    median = float(np.median(norms))
-    if median <= 0:
-        return 0.0, 1.0
-    return float(np.mean(norms > 10 * median)), float(norms.max() / median)
+    return float(np.mean(ratios > SPIKE_FACTOR)), float(max(ratios.max(), 1.0))

@@ -54,6 +54,7 @@ class Call:
     source_files: frozenset = frozenset()
     input: object = None  # the symbolic tensor the layer was called on (its first argument)
     label: str | None = None  # for the loss, which is not a layer: "loss 'my_loss'"
+    outputs: list = field(default_factory=list)  # what the call returned (float tensors), or the loss value
 
     @property
     def class_name(self) -> str:
@@ -79,7 +80,9 @@ class Suspect:
     operand: str  # what the denominator (or log argument, or exp input) is computed from
     source: dict | None = None  # {"file", "line", "code"} when the layer's code is on disk
     lambda_layer: bool = False
-    in_keras_op: bool = False  # the op was written inside a keras.ops function the user called
+    in_keras_op: bool = False  # the op was written inside a Keras or TensorFlow function the user called
+    library: str | None = None  # that function ("keras.ops.ctc_loss"), reported at the user's call of it
+    home_outputs: list = field(default_factory=list, repr=False)  # the user call's outputs, fetched
     confirmed: list = field(default_factory=list)  # names of the edge inputs that gave Inf/NaN there
     nonfinite: str | None = None  # "NaN" or "Inf", from the first confirming input
     confirmed_at: str = "op"  # "op": the op's own output; "layer": the layer run alone on an edge input
@@ -90,7 +93,8 @@ class Suspect:
     def to_evidence(self) -> dict:
         return {"op": self.op, "op_type": self.op_type, "form": self.form, "operand": self.operand,
                 "layer_class": self.layer_class, "source": self.source, "confirmed_by": list(self.confirmed),
-                "nonfinite": self.nonfinite, "confirmed_at": self.confirmed_at if self.confirmed else None}
+                "nonfinite": self.nonfinite, "confirmed_at": self.confirmed_at if self.confirmed else None,
+                "library_function": self.library}
 
 
 @dataclass
@@ -107,8 +111,9 @@ class GraphFacts:
 class _Recorder:
     """Wraps keras.layers.Layer.__call__ for the duration of one trace."""
 
-    def __init__(self, keras):
+    def __init__(self, keras, paths: dict | None = None):
         self.keras = keras
+        self.paths = paths or {}  # id(layer) -> the name kerascheck gives it (kerascheck.modelio)
         self.events: list = []  # (graph version, "enter"/"exit", Call)
         self.stack: list[Call] = []
         self.graph = None
@@ -125,6 +130,8 @@ class _Recorder:
             parent = recorder.stack[-1] if recorder.stack else None
             if parent is None:
                 path = ""  # the model itself
+            elif id(layer) in recorder.paths:
+                path = recorder.paths[id(layer)]  # a layer kerascheck names (a subclass's by attribute path)
             elif not parent.path:
                 path = layer.name  # a layer of the model
             else:
@@ -136,7 +143,13 @@ class _Recorder:
             recorder.stack.append(call)
             recorder.events.append((graph.version, "enter", call))
             try:
-                return original(layer, *args, **kwargs)
+                out = original(layer, *args, **kwargs)
+                if user:
+                    import tensorflow as tf
+
+                    call.outputs = [t for t in tf.nest.flatten(out) if getattr(t, "graph", None) is graph
+                                    and is_float(t)]
+                return out
             finally:
                 recorder.events.append((graph.version, "exit", call))
                 recorder.stack.pop()
@@ -200,7 +213,7 @@ def _has_user_layers(model) -> bool:
     return any(_user_code(layer)[0] for layer in layers)
 
 
-def user_loss(model, spec, options: Options):
+def user_loss(model, spec, options: Options, outputs: int = 1):
     """(callable, name) of the compiled loss when it is the user's own code, else (None, None).
 
     Resolved only from what the user supplied (--custom-objects) or code already imported
@@ -210,7 +223,7 @@ def user_loss(model, spec, options: Options):
 
     raw = spec.config.get("compile_config") if spec is not None and isinstance(spec.config, dict) else None
     loss = raw.get("loss") if isinstance(raw, dict) else None
-    if not isinstance(loss, dict) or len(model.outputs) != 1:
+    if not isinstance(loss, dict) or outputs != 1:
         return None, None
     from kerascheck.modeltier import import_custom_objects
 
@@ -255,9 +268,10 @@ def _source_file(obj) -> str | None:
     return os.path.abspath(path) if path and os.path.isfile(path) else None
 
 
-def build_graph(model, spec, options: Options, judge_keras: bool = False, always_trace: bool = False) -> GraphFacts:
+def build_graph(info, spec, options: Options, judge_keras: bool = False, always_trace: bool = False) -> GraphFacts:
     """Trace, attribute, analyse and confirm; raises TierUnavailable with the reason when it cannot.
 
+    `info` is the model tier's ModelInfo (or a loaded keras.Model, which is prepared here).
     A model made only of Keras's own layers, activations and loss has nothing to judge,
     so it is not traced unless always_trace (the benchmark and the tests that measure
     the trace). judge_keras=True judges Keras's own layers as if they were user code:
@@ -266,21 +280,21 @@ def build_graph(model, spec, options: Options, judge_keras: bool = False, always
     import keras
     import tensorflow as tf
 
-    try:
-        inputs = list(model.inputs)
-    except (AttributeError, ValueError):
-        raise TierUnavailable("the model does not record its input shapes (a subclassed model saved "
-                              "unbuilt), so it cannot be traced") from None
-    loss_fn, loss_name = user_loss(model, spec, options)
+    if isinstance(info, keras.Model):
+        from kerascheck.probe import prepare
+
+        info = prepare(info, spec, options)
+    model, io = info.model, info.io
+    loss_fn, loss_name = user_loss(model, spec, options, len(io.outputs))
     if not (judge_keras or always_trace or loss_fn is not None or _has_user_layers(model)):
         return GraphFacts(ops=0, user_ops=0, calls=0, suspects=[], edge_inputs=[],
                           seconds={"trace": 0.0, "analysis": 0.0, "confirmation": 0.0}, traced=False)
 
-    specs = [tf.TensorSpec((None,) + tuple(t.shape[1:]), t.dtype) for t in inputs]
+    specs = [tf.TensorSpec((None,) + tuple(p.shape), p.dtype) for p in io.inputs]
     if loss_fn is not None:
-        specs.append(tf.TensorSpec((None,) + tuple(model.outputs[0].shape[1:]), "float32"))
+        specs.append(tf.TensorSpec((None,) + tuple(io.outputs[0].shape), "float32"))
         loss_files = frozenset(f for f in (_source_file(loss_fn), _source_file(type(loss_fn))) if f)
-    recorder = _Recorder(keras)
+    recorder = _Recorder(keras, {id(layer): path for path, layer in info.paths.values()})
     fetched: dict = {}
     started = time.perf_counter()
 
@@ -290,12 +304,13 @@ def build_graph(model, spec, options: Options, judge_keras: bool = False, always
         recorder.graph = graph
         if loss_fn is not None:
             xs, y_true = xs[:-1], xs[-1]
-        out = model(_structured(model, list(xs)), training=False)
+        out = model(io.pack(list(xs)), training=False)
         if loss_fn is not None:
             # The loss is the user's code too: one more call, with no layer, around it.
             call = Call(None, "", True, None, loss_files, label=f"loss '{loss_name}'")
             mark(graph, "enter", call)
-            loss_fn(y_true, out)
+            value = loss_fn(y_true, out)
+            call.outputs = [t for t in tf.nest.flatten(value) if is_float(t)]
             mark(graph, "exit", call)
         recorder.graph = None
         tensors = select(graph, offset)
@@ -318,7 +333,7 @@ def build_graph(model, spec, options: Options, judge_keras: bool = False, always
         owner = recorder.owners(graph, offset)
         # Everything an edge-input run needs to see: the inputs and outputs of every
         # watched op in user code. Chosen before the analysis, so one trace serves both.
-        tensors, layer_inputs = {}, {}
+        tensors, layer_inputs, home_outputs = {}, {}, {}
         room = [MAX_FETCHED_VALUES]
 
         def take(t):
@@ -344,7 +359,12 @@ def build_graph(model, spec, options: Options, judge_keras: bool = False, always
                 # inputs do not reach it at scale (a normalisation upstream, say).
                 if home is not None and home.input is not None and is_float(home.input) and take(home.input):
                     layer_inputs[home.path] = (home, home.input.name)
+                # And what the user's call returns: an op inside a library function counts
+                # only when the user's own output goes non-finite with it.
+                if home is not None and id(home) not in home_outputs:
+                    home_outputs[id(home)] = [t.name for t in home.outputs if take(t)]
         fetched["owner"], fetched["names"], fetched["layer_inputs"] = owner, list(tensors), layer_inputs
+        fetched["home_outputs"] = home_outputs
         return list(tensors.values())
 
     with recorder:
@@ -375,16 +395,18 @@ def build_graph(model, spec, options: Options, judge_keras: bool = False, always
             home = call
         if home is None:
             continue
-        user_ops += 1
         if op.type in WATCHED and any(is_float(t) for t in op.outputs):
             suspect = _judge(op, home, owner, bounds)
             if suspect is not None:
+                suspect.home_outputs = fetched["home_outputs"].get(id(home), [])
                 suspects.append(suspect)
+        if judge_keras or _library_entry(_creation_frames(op)) is None:
+            user_ops += 1  # written by the user's own expression, not inside a library function
     analysed = time.perf_counter()
 
     edge_names: list = []
     if suspects:
-        edge_names = _confirm(concrete, fetched["names"], suspects, model, spec, options, fetched["layer_inputs"],
+        edge_names = _confirm(concrete, fetched["names"], suspects, info, options, fetched["layer_inputs"],
                               with_targets=loss_fn is not None)
     # What a keras.ops function wrote (logsumexp, sparsemax, normalize) is reported only
     # when an edge input proves it: its guards take forms the analysis need not know.
@@ -394,16 +416,6 @@ def build_graph(model, spec, options: Options, judge_keras: bool = False, always
     return GraphFacts(ops=len(ops), user_ops=user_ops, calls=calls, suspects=_dedupe(suspects),
                       edge_inputs=edge_names,
                       seconds={"trace": traced - started, "analysis": analysed - traced, "confirmation": done - analysed})
-
-
-def _structured(model, xs: list):
-    """The traced inputs in the structure the model was built with (a dict, a list, one tensor)."""
-    import tensorflow as tf
-
-    try:
-        return tf.nest.pack_sequence_as(model.input, xs)
-    except Exception:
-        return xs if len(xs) > 1 else xs[0]
 
 
 def _values_per_example(t) -> int:
@@ -449,10 +461,11 @@ def _judge(op, call: Call, owner: dict, bounds: Bounds) -> Suspect | None:
 
     def suspect(rule, form, operand_tensor, roots, result=None):
         frames = _creation_frames(op)
+        library = _library_entry(frames)
         return Suspect(rule=rule, form=form, layer=call.path or None, layer_class=call.class_name, op=op.name,
                        op_type=kind, operand=describe(operand_tensor, owner, bounds, call),
                        source=_source(frames, call), lambda_layer=call.class_name == "Lambda",
-                       in_keras_op=_written_by_keras(frames),
+                       in_keras_op=library is not None, library=library,
                        roots=[t.name for t in roots], result=(result or op.outputs[0]).name,
                        inputs=[t.name for t in op.inputs if is_float(t)])
 
@@ -579,15 +592,42 @@ def _package_dirs() -> tuple[str, str]:
     return tuple(os.path.dirname(os.path.abspath(m.__file__)) + os.sep for m in (keras, tf))
 
 
-def _written_by_keras(frames: list) -> bool:
-    """Whether the innermost frame outside TensorFlow that created the op is in Keras's package."""
+# Library functions that are the op itself: an op made by calling one of them is the
+# user's own expression (`x / y`, `ops.log(x)`, `tf.math.reciprocal(y)`).
+PRIMITIVES = {"log", "divide", "true_divide", "truediv", "_truediv_factory", "_div_factory", "div", "realdiv",
+              "real_div", "floor_divide", "floordiv", "_floordiv_factory", "floor_div", "truncatediv", "mod",
+              "floor_mod", "floormod", "_mod_factory", "reciprocal", "inv", "rsqrt", "power", "pow", "_pow_factory",
+              "exp", "exp2", "divide_no_nan", "div_no_nan", "sqrt", "square", "__truediv__", "__rtruediv__",
+              "__pow__", "__rpow__", "__floordiv__", "__mod__"}
+# Decorators and dispatchers between the user's call and the function it names.
+_WRAPPERS = {"error_handler", "wrapper", "op_dispatch_handler", "binary_op_wrapper", "r_binary_op_wrapper",
+             "sparse_wrapper", "_apply_op_helper", "dispatch", "api_dispatcher", "dispatch_target",
+             "tf_decorator", "decorated", "inner", "_wrapper"}
+
+
+def _library_entry(frames: list) -> str | None:
+    """The Keras or TensorFlow function the user's code called to make the op, when the op is
+    written inside it ("keras.ops.ctc_loss"); None when the op is the user's own expression."""
     keras_dir, tf_dir = _package_dirs()
+    inside = []  # library frames between the op and the user's frame, innermost first
     for frame in frames:
         path = os.path.abspath(frame.filename)
-        if path.startswith(tf_dir) or frame.filename.startswith("<") or "__autograph_generated" in path:
+        if frame.filename.startswith("<") or "__autograph_generated" in path:
             continue
-        return path.startswith(keras_dir)
-    return False
+        if path.startswith(keras_dir) or path.startswith(tf_dir):
+            inside.append((frame, path))
+            continue
+        break  # the user's (or a third party's) frame
+    for frame, path in reversed(inside):  # from the user's call inwards
+        if frame.name in _WRAPPERS:
+            continue
+        if frame.name.lower() in PRIMITIVES:
+            return None
+        if path.startswith(keras_dir):
+            public = os.sep + "ops" + os.sep in path or os.sep + "backend" + os.sep in path
+            return f"keras.ops.{frame.name}" if public else f"Keras's {frame.name}"
+        return f"TensorFlow's {frame.name}"
+    return None
 
 
 def _display_path(path: str) -> str:
@@ -609,19 +649,23 @@ def _dedupe(suspects: list) -> list:
     return out
 
 
-def edge_inputs(model, spec, options: Options) -> list[tuple[str, list]]:
-    """The inputs pushed through the model: the sample itself, then the edge cases."""
-    from kerascheck.probes import load_data, synthesize_inputs
+def edge_inputs(info, options: Options) -> list[tuple[str, list]]:
+    """The inputs pushed through the model: the sample itself, then the edge cases.
+
+    Categorical inputs (ids) keep their values in every case: scaling an id only
+    makes it invalid, which says nothing about the model's arithmetic.
+    """
+    from kerascheck.probe.data import load_data, synthesize_inputs
 
     rng = np.random.default_rng(options.seed)
-    if options.data:
-        base = [x[:EDGE_EXAMPLES] for x in load_data(options.data, model, spec).x]
+    if info.raw_data is not None:
+        base = [x[:EDGE_EXAMPLES] for x in load_data(info.raw_data, info.io).x]
         what = "your data"
     else:
-        base = synthesize_inputs(model, spec, rng, EDGE_EXAMPLES)
+        base = synthesize_inputs(info.io, info.roles, rng, EDGE_EXAMPLES)
         what = "a synthetic sample"
-    floats = [np.issubdtype(x.dtype, np.floating) for x in base]
-    cases = [(what, base), ("an all-zero input", [np.zeros_like(x) for x in base])]
+    floats = [np.issubdtype(x.dtype, np.floating) and not role.categorical for x, role in zip(base, info.roles)]
+    cases = [(what, base), ("an all-zero input", [np.zeros_like(x) if f else x for x, f in zip(base, floats)])]
     if any(floats):
         scale = [float(np.mean(np.abs(x))) or 1.0 if f else 0.0 for x, f in zip(base, floats)]
         cases.append(("a constant row", [np.full_like(x, s) if f else x for x, s, f in zip(base, scale, floats)]))
@@ -631,7 +675,7 @@ def edge_inputs(model, spec, options: Options) -> list[tuple[str, list]]:
     return cases
 
 
-def _confirm(concrete, names: list, suspects: list, model, spec, options: Options, layer_inputs: dict,
+def _confirm(concrete, names: list, suspects: list, info, options: Options, layer_inputs: dict,
              with_targets: bool = False) -> list:
     """Run the traced function on each edge input; a suspect is confirmed where its roots are
     finite and its result is not (so the op itself made the Inf/NaN, not something upstream).
@@ -642,11 +686,11 @@ def _confirm(concrete, names: list, suspects: list, model, spec, options: Option
     import tensorflow as tf
 
     index = {name: i for i, name in enumerate(names)}
-    cases = edge_inputs(model, spec, options)
+    cases = edge_inputs(info, options)
     sample_values = None
     for label, xs in cases:
         if with_targets:  # targets of zeros: what a loss must survive for any label that is 0
-            shape = (len(xs[0]),) + tuple(d or 8 for d in model.outputs[0].shape[1:])
+            shape = (len(xs[0]),) + tuple(d or 8 for d in info.io.outputs[0].shape)
             xs = list(xs) + [np.zeros(shape, "float32")]
         try:
             _, values = concrete(*[tf.constant(x) for x in xs])
@@ -662,6 +706,12 @@ def _confirm(concrete, names: list, suspects: list, model, spec, options: Option
             result = values[index[s.result]]
             if np.all(np.isfinite(result)):
                 continue
+            if s.library is not None:
+                # Inside a library function an Inf is often intended (log(0) for an impossible
+                # path, masked later); it is the user's problem only if it reaches their output.
+                outs = [values[index[name]] for name in s.home_outputs if name in index]
+                if not outs or all(np.all(np.isfinite(o)) for o in outs):
+                    continue
             if all(np.all(np.isfinite(values[index[r]])) for r in roots):
                 if not s.confirmed:
                     s.nonfinite = "NaN" if np.any(np.isnan(result)) else "Inf"
@@ -675,7 +725,7 @@ def _confirm_at_layers(suspects: list, layer_inputs: dict, values: list, index: 
     import tensorflow as tf
 
     for path, (call, name) in layer_inputs.items():
-        open_ = [s for s in suspects if s.layer == (path or None) and not s.confirmed]
+        open_ = [s for s in suspects if s.layer == (path or None) and not s.confirmed and s.library is None]
         if len(open_) != 1 or name not in index:
             continue  # with several suspects, a non-finite output would not say which op made it
         x = values[index[name]]

@@ -40,6 +40,23 @@ def evidence(suspect, graph) -> dict:
             "user_ops": graph.user_ops}
 
 
+def _library(suspect, text: str) -> tuple[str, str]:
+    """(message, fix) for an op inside a library function whose Inf/NaN reached the user's output."""
+    call = ""
+    if suspect.source:
+        src = suspect.source
+        call = f", called at {src['file']}:{src['line']}" + (f": `{src['code']}`" if src.get("code") else "")
+    whose = "its value" if suspect.layer_class.startswith("loss ") else "its output"
+    also = f" (also {', '.join(suspect.confirmed[1:])})" if suspect.confirmed[1:] else ""
+    message = (f"{layer_label(suspect)} gets {suspect.nonfinite} from {suspect.library}{call}: inside it, op "
+               f"{suspect.op_type} '{suspect.op}' {text}. Confirmed: {suspect.confirmed[0]}{also} gives "
+               f"{suspect.nonfinite} in {whose}, while everything feeding the op stays finite.")
+    fix = (f"The Inf/NaN comes from inside {suspect.library}, not from your arithmetic: pass it values in the range "
+           "it expects (probabilities clipped away from 0 and 1, lengths and labels that fit the inputs), or use "
+           "the variant that takes logits.")
+    return message, fix
+
+
 def report(rule, facts, what: dict):
     """The findings of one graph rule: one per suspect op the analysis gave that rule."""
     graph = facts.graph
@@ -47,6 +64,11 @@ def report(rule, facts, what: dict):
         if suspect.rule != rule.name:
             continue
         text, fix = what[suspect.form]
+        if suspect.library is not None and suspect.confirmed:
+            message, fix = _library(suspect, text.format(operand=suspect.operand))
+            yield rule.finding(layer=suspect.layer, severity="error", message=message, fix=fix,
+                               evidence=evidence(suspect, graph))
+            continue
         severity, confirmation = outcome(suspect, graph)
         yield rule.finding(
             layer=suspect.layer,

@@ -33,6 +33,7 @@ class Options:
     seed: int = 0
     progress: bool = False
     layer_stats: bool = False  # collect per-layer weight statistics (the HTML report shows them)
+    verbose: bool = False  # print the tracebacks of internal errors and TensorFlow's own messages
     # Filled in by the engine once TensorFlow is set up.
     device_used: str | None = field(default=None, repr=False)
 
@@ -55,10 +56,31 @@ def setup_backend(options: Options) -> str:
         gpus = []
     import keras
 
+    if not options.verbose:
+        _silence_libraries(tf)
     if keras.backend.backend() != "tensorflow":
         raise UsageError(f"the probe tier needs the TensorFlow backend; KERAS_BACKEND is {keras.backend.backend()!r}")
     options.device_used = "GPU" if gpus else "CPU"
     return options.device_used
+
+
+def _silence_libraries(tf) -> None:
+    """TensorFlow's, absl's and Keras's own chatter (retracing warnings, deprecations) stays off stderr.
+
+    kerascheck reports what matters about the model itself; --verbose lets it all through.
+    """
+    import logging
+
+    tf.get_logger().setLevel(logging.ERROR)
+    tf.autograph.set_verbosity(0)
+    try:
+        from absl import logging as absl_logging
+
+        absl_logging.set_verbosity(absl_logging.ERROR)
+    except ImportError:
+        pass
+    for name in ("tensorflow", "keras", "absl", "h5py", "matplotlib"):
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 @contextlib.contextmanager
@@ -155,7 +177,45 @@ def load_model(spec, options: Options):
             where = f"the file says it comes from module {claim!r}" if claim else "the file does not say which module"
             raise InputError(f"needs the custom class {cls!r} to load ({where}); pass its code with "
                              f"--custom-objects FILE.py (or a module name)") from None
-        raise TierUnavailable(f"Keras could not load the model: {text[:300]}") from None
+        cause = _innermost(exc)
+        if custom or _names_custom_code(spec):
+            # The user's code is there and Keras still fails: the code is what is wrong, and
+            # the file cannot be checked past the spec tier until it is fixed.
+            raise InputError(f"Keras could not load it with your code: {cause}{_load_fix(cause)}") from None
+        raise TierUnavailable(f"Keras could not load the model: {cause}") from None
+
+
+def _innermost(exc: BaseException) -> str:
+    """The message of the exception at the bottom of Keras's chain of re-raises, on one line."""
+    seen = set()
+    while (exc.__cause__ or exc.__context__) is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    text = " ".join(str(exc).split())
+    if "Exception encountered:" in text:
+        text = text.split("Exception encountered:", 1)[1].strip()
+    return f"{type(exc).__name__}: {text[:300]}"
+
+
+def _load_fix(cause: str) -> str:
+    kwarg = re.search(r"(\w+)\.__init__\(\) got an unexpected keyword argument '(\w+)'", cause)
+    if kwarg:
+        return (f"; fix: let {kwarg.group(1)}.__init__ accept **kwargs and pass them on "
+                f"(def __init__(self, ..., **kwargs): super().__init__(**kwargs)), and give it a get_config() "
+                "that returns every argument __init__ takes")
+    missing = re.search(r"(\w+)\.__init__\(\) missing \d+ required positional arguments?: (.+)$", cause)
+    if missing:
+        return (f"; fix: add {missing.group(2)} to what {missing.group(1)}.get_config() returns "
+                "({**super().get_config(), ...}), then re-save the model")
+    return ""
+
+
+def _names_custom_code(spec) -> bool:
+    from kerascheck.keras_names import BUILTIN_LAYERS
+    from kerascheck.reader import is_subclassed
+
+    return is_subclassed(spec.config) or any(
+        layer.class_name not in BUILTIN_LAYERS or ">" in (layer.registered_name or "") for layer in spec.layers)
 
 
 def _unsupplied_references(spec, custom: dict) -> list[tuple[str, str, str]]:
@@ -179,6 +239,9 @@ def _unsupplied_references(spec, custom: dict) -> list[tuple[str, str, str]]:
             module, cls = node.get("module"), node.get("class_name")
             if isinstance(module, str) and isinstance(cls, str) and module.split(".")[0] not in ("keras", "tf_keras"):
                 name = node.get("config") if cls == "function" and isinstance(node.get("config"), str) else cls
+                if module == "builtins" and cls == "function" and _keras_builtin(keras, name):
+                    stack.extend(node.values())
+                    continue  # Keras writes its own functions this way (keras.activations.relu)
                 registered = node.get("registered_name")
                 # A registered function is named "package>name" in the config.
                 short = name.split(">")[-1] if isinstance(name, str) else name
@@ -189,6 +252,17 @@ def _unsupplied_references(spec, custom: dict) -> list[tuple[str, str, str]]:
         elif isinstance(node, list):
             stack.extend(node)
     return found
+
+
+def _keras_builtin(keras, name) -> bool:
+    """Whether Keras resolves {"module": "builtins", "config": name} to one of its own functions.
+
+    Mirrors serialization_lib: such names are looked up in these Keras modules.
+    """
+    return isinstance(name, str) and any(
+        callable(getattr(getattr(keras, module, None), name, None))
+        for module in ("activations", "constraints", "initializers", "losses", "metrics", "optimizers",
+                       "regularizers"))
 
 
 def _registered(name) -> bool:

@@ -92,5 +92,6 @@ class Facts:
 
     spec: Any  # kerascheck.spec.ModelSpec
     model: Any = None  # the keras.Model kerascheck loaded (its own copy)
+    info: Any = None  # kerascheck.probe.ModelInfo: inputs, outputs, layer names, what outputs mean
     graph: Any = None  # kerascheck.graph.GraphFacts
-    probe: Any = None  # kerascheck.probes.ProbeResults
+    probe: Any = None  # kerascheck.probe.ProbeResults

@@ -1,0 +1,292 @@
+"""How kerascheck feeds a loaded model, reads its outputs, and names its layers.
+
+The same for a Functional or Sequential model and for a `keras.Model` subclass,
+which has no symbolic inputs or outputs: its input shapes come from the
+`build_config` Keras saved, or from `--data`, or from a Functional model it holds;
+its outputs from one call on a small batch.
+
+Layers are named as the spec tier names them (kerascheck.reader): a Functional
+model's layers by their names, nested models' as "outer/inner"; a subclass's
+layers by the attribute path Keras saves them under ("classifier", "blocks/dense_1"),
+found by replaying Keras's own walk over the model's attributes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from kerascheck.modeltier import TierUnavailable
+
+PROBE_BATCH = 2  # examples in the call that finds a subclassed model's outputs
+
+
+@dataclass(frozen=True)
+class Port:
+    name: str
+    shape: tuple  # without the batch dimension; None where any size goes
+    dtype: str
+
+
+class ModelIO:
+    """The model's inputs and outputs as lists, and one way to call it with them."""
+
+    def __init__(self, model, spec, data_shapes: dict | None = None):
+        import keras
+
+        self.model = model
+        self.functional = is_functional(model)
+        self.keras = keras
+        self.source = "the model's inputs"
+        if self.functional:
+            tensors = list(model.inputs)
+            names = [i.name for i in spec.inputs] if spec is not None and len(spec.inputs) == len(tensors) else \
+                [t.name.split(":")[0] for t in tensors]
+            self.inputs = [Port(n, tuple(t.shape[1:]), str(t.dtype)) for n, t in zip(names, tensors)]
+            try:
+                self._template = model.input
+            except (AttributeError, ValueError):  # a Sequential never called as a whole
+                self._template = tensors if len(tensors) > 1 else tensors[0]
+        else:
+            self.inputs, self._template, self.source = _subclass_inputs(model, spec, data_shapes)
+        self.outputs = self._find_outputs()
+
+    # -- calling
+
+    def pack(self, xs: list):
+        """The inputs in the structure the model takes (one array, a list, a dict)."""
+        import tensorflow as tf
+
+        if self._template is not None:
+            try:
+                return tf.nest.pack_sequence_as(self._template, list(xs))
+            except (ValueError, TypeError):
+                pass
+        return xs[0] if len(xs) == 1 else list(xs)
+
+    def __call__(self, xs: list, training: bool = False) -> list:
+        """The model's outputs (a flat list of tensors) for the inputs `xs`."""
+        import tensorflow as tf
+
+        return tf.nest.flatten(self.model(self.pack(xs), training=training))
+
+    def _find_outputs(self) -> list:
+        if self.functional:
+            names = getattr(self.model, "output_names", None) or []
+            tensors = [t for t in self.keras.tree.flatten(self.model.outputs)]
+            if len(names) != len(tensors):
+                names = [t.name.split(":")[0] for t in tensors]
+            return [Port(n, tuple(t.shape[1:]), str(t.dtype)) for n, t in zip(names, tensors)]
+        xs = [_zeros(p, PROBE_BATCH) for p in self.inputs]
+        try:
+            outs = self(xs, training=False)
+        except Exception as exc:
+            raise TierUnavailable(f"calling the model on inputs shaped {_shapes(self.inputs)} "
+                                  f"({self.source}) failed: {error_line(exc)}") from None
+        ports = []
+        for i, t in enumerate(outs):
+            shape = tuple(t.shape[1:])
+            ports.append(Port(f"output_{i}" if len(outs) > 1 else "output", shape, str(t.dtype)))
+        return ports
+
+
+def is_functional(model) -> bool:
+    """A model with symbolic inputs and outputs (Functional, or a built Sequential)."""
+    try:
+        return bool(model.inputs) and bool(model.outputs)
+    except (AttributeError, ValueError):
+        return False
+
+
+def _zeros(port: Port, n: int) -> np.ndarray:
+    shape = (n,) + tuple(d if d is not None else 8 for d in port.shape)
+    return np.zeros(shape, dtype=port.dtype if "int" in port.dtype or "float" in port.dtype else "float32")
+
+
+def _shapes(ports) -> str:
+    return ", ".join("(" + ", ".join("None" if d is None else str(d) for d in (None,) + tuple(p.shape)) + ")"
+                     for p in ports)
+
+
+def _subclass_inputs(model, spec, data_shapes):
+    """(ports, structure template, where they came from) for a model without symbolic inputs."""
+    if spec is not None and spec.inputs:
+        ports = [Port(i.name, tuple(i.shape[1:]), i.dtype) for i in spec.inputs]
+        cfg = spec.config.get("build_config") if isinstance(spec.config, dict) else None
+        shape = cfg.get("input_shape") if isinstance(cfg, dict) else None
+        template = {p.name: None for p in ports} if isinstance(shape, dict) else (
+            [None] * len(ports) if len(ports) > 1 else None)
+        return ports, template, "the input shape Keras saved (build_config)"
+    if data_shapes:
+        ports = [Port(name, tuple(shape[1:]), dtype) for name, (shape, dtype) in data_shapes.items()]
+        return ports, ([None] * len(ports) if len(ports) > 1 else None), "the arrays in --data"
+    # Saved unbuilt (a model trained through its own train_step never calls itself):
+    # the first Functional model it holds says what it takes, if calling it works.
+    for layer in _tracked_layers(model):
+        if is_functional(layer):
+            ports = [Port(t.name.split(":")[0], tuple(t.shape[1:]), str(t.dtype)) for t in layer.inputs]
+            try:
+                import tensorflow as tf
+
+                model(tf.nest.pack_sequence_as(layer.input, [_zeros(p, PROBE_BATCH) for p in ports]),
+                      training=False)
+            except Exception:
+                continue
+            return ports, layer.input, f"the inputs of '{layer.name}', the first model it holds (it was saved unbuilt)"
+    raise TierUnavailable("the model was saved before it was ever called (no build_config), so its input shape "
+                          "is unknown: pass --data with an example of its inputs")
+
+
+def _tracked_layers(model) -> list:
+    try:
+        return list(model._flatten_layers(include_self=False, recursive=False))
+    except Exception:
+        return list(getattr(model, "layers", []))
+
+
+# ------------------------------------------------------------------ layer names
+
+
+def layer_paths(model) -> dict:
+    """id(layer) -> (path, layer) for the layers kerascheck reports on, in the order Keras saves them.
+
+    Those are the layers of the model and of every Functional or Sequential model
+    inside it; any other layer (Keras's, a custom one, a nested subclassed model) is
+    one unit with everything inside it.
+    """
+    import keras
+
+    out: dict = {}
+    visited: set = set()
+    try:
+        from keras.src.saving.keras_saveable import KerasSaveable
+        from keras.src.saving.saving_lib import _walk_saveable
+        from keras.src.utils.naming import to_snake_case
+    except ImportError:  # a Keras without the saving walk: name the top-level layers
+        for layer in getattr(model, "layers", []):
+            out[id(layer)] = (layer.name, layer)
+        return out
+
+    def unique(name: str, used: dict) -> str:
+        if name in used:
+            used[name] += 1
+            return f"{name}_{used[name]}"
+        used[name] = 0
+        return name
+
+    def state(obj, path: tuple, inside: bool) -> None:
+        if id(obj) in visited:
+            return
+        visited.add(id(obj))
+        functional = isinstance(obj, keras.Model) and is_functional(obj)
+        if isinstance(obj, keras.layers.Layer) and obj is not model and not inside:
+            if isinstance(obj, keras.layers.InputLayer):
+                inside = True
+            elif not functional:
+                out[id(obj)] = ("/".join(path), obj)
+                inside = True  # its sub-layers are part of it
+        for attr, child in _walk_saveable(obj):
+            if isinstance(child, KerasSaveable):
+                state(child, path + (attr,), inside)
+            elif isinstance(child, (list, dict, tuple)):
+                container(child, path if functional and attr == "layers" else path + (attr,), inside,
+                          by_name=functional and attr == "layers")
+
+    def container(items, path: tuple, inside: bool, by_name: bool = False, seen=None) -> None:
+        seen = seen if seen is not None else set()
+        if id(items) in seen:
+            return
+        seen.add(id(items))
+        used: dict = {}
+        for item in (list(items.values()) if isinstance(items, dict) else items):
+            if isinstance(item, KerasSaveable):
+                name = unique(to_snake_case(item.__class__.__name__), used)
+                if by_name and isinstance(item, keras.layers.Layer):
+                    name = item.name
+                state(item, path + (name,), inside)
+            elif isinstance(item, (list, dict, tuple)):
+                container(item, path + (unique("container", used),), inside, seen=seen)
+
+    state(model, (), False)
+    return out
+
+
+def variable_owners(model, paths: dict | None = None) -> dict:
+    """id(variable) -> the path of the layer that owns it; the model's own variables go to its name."""
+    paths = layer_paths(model) if paths is None else paths
+    owners: dict = {}
+    for path, layer in paths.values():
+        for v in layer.weights:
+            owners.setdefault(id(v), path)
+    for v in model.weights:
+        owners.setdefault(id(v), model.name)
+    return owners
+
+
+class Tap:
+    """Records what chosen layers return while the model is called (eagerly), output by output.
+
+    `record[path]` is a list with one entry per call of the layer: its outputs as a
+    flat list of arrays (a layer returning a list, a tuple or a dict gives several).
+    The first argument of each call is kept too when `inputs` is set.
+    """
+
+    def __init__(self, layers: dict, inputs: bool = False):
+        import keras
+
+        self.keras = keras
+        self.layers = layers  # id(layer) -> path
+        self.keep_inputs = inputs
+        self.record: dict = {}
+        self.inputs: dict = {}
+        self.order: list = []  # paths in call order
+
+    def __enter__(self):
+        import tensorflow as tf
+
+        tap = self
+        original = self._original = self.keras.layers.Layer.__call__
+
+        def __call__(layer, *args, **kwargs):
+            out = original(layer, *args, **kwargs)
+            path = tap.layers.get(id(layer))
+            if path is not None:
+                tap.order.append(path)
+                tap.record.setdefault(path, []).append([np.asarray(t) for t in tf.nest.flatten(out)
+                                                        if hasattr(t, "shape") and hasattr(t, "dtype")])
+                if tap.keep_inputs and args:
+                    tap.inputs.setdefault(path, []).append(
+                        [np.asarray(t) for t in tf.nest.flatten(args[0]) if hasattr(t, "shape")])
+            return out
+
+        self.keras.layers.Layer.__call__ = __call__
+        return self
+
+    def __exit__(self, *exc):
+        self.keras.layers.Layer.__call__ = self._original
+
+
+def error_line(exc: BaseException) -> str:
+    """The line of an exception that says what went wrong, without TensorFlow's traceback noise.
+
+    TensorFlow puts "Graph execution error:" and the traced code's stack first and the
+    op's own message last; Keras wraps errors in "Exception encountered when calling ...".
+    """
+    text = str(getattr(exc, "message", None) or exc)
+    lines = [l.strip() for l in text.splitlines() if l.strip()]
+    noise = ("Exception encountered", "in user code", "Graph execution error", "Detected at node",
+             "Arguments received by", "[[{{node", "File \"", "Traceback", "•")
+    useful = [l for l in lines if not l.startswith(noise) and not l.startswith("[[") and "{{node" not in l]
+    last_is_cause = lines and (lines[0].startswith(("Graph execution error", "Detected at node"))
+                               or "in user code" in lines[0])
+    line = useful[-1] if useful and last_is_cause else (useful[0] if useful else (lines[0] if lines else
+                                                                                   type(exc).__name__))
+    line = line.split("\t [[")[0].split(" [[{{node")[0].strip()
+    name = type(exc).__name__
+    if line.startswith(f"{name}: "):
+        line = line[len(name) + 2:]
+    # The message Keras wraps is the one that says what went wrong.
+    inner = exc.__cause__ or exc.__context__
+    if inner is not None and ("could not be deserialized" in line or "Exception encountered" in text[:40]):
+        return error_line(inner)
+    return f"{type(exc).__name__}: {line[:300]}"

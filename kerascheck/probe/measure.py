@@ -1,0 +1,484 @@
+"""Probes that read the model rather than train it for long: memorisation, batch dependence,
+activation statistics, what reaches the first weighted layer, where a divergence starts.
+
+Per-layer values come from a Tap on the layers' calls, so they work the same for
+Functional models, nested models and subclassed models, and a layer that returns
+several tensors (an LSTM with `return_state`, attention with its scores) is measured
+output by output.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from kerascheck.modelio import Tap
+from kerascheck.probe.train import TrainRun, batcher
+
+OVERFIT_EXAMPLES = 10
+OVERFIT_STEPS = 300
+RELU_FAMILY = {"relu", "relu6"}
+SQUASH = {"sigmoid": (0.01, 0.99), "tanh": (-0.99, 0.99), "hard_sigmoid": (0.01, 0.99)}
+# Layers whose `activation` acts inside them, not on what they return.
+_INTERNAL_ACTIVATION = {"LSTM", "GRU", "SimpleRNN", "RNN", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D",
+                        "Bidirectional", "TimeDistributed", "MultiHeadAttention"}
+# Below this, a layer's input is about the same for every example (relative spread).
+STILL_INPUT = 0.05
+
+
+def _as_input(x):
+    return x if isinstance(x, list) else [x]
+
+
+# ------------------------------------------------------------------- overfit
+
+
+def overfit(trainer, sample, kinds: list, options, deadline, steps: int = OVERFIT_STEPS, progress=None) -> dict:
+    """Train on 10 examples, full batch; judged by the predictions, not by the loss alone."""
+    setup = trainer.setup
+    rng = np.random.default_rng(options.seed + 1)
+    idx = rng.choice(len(sample), size=min(OVERFIT_EXAMPLES, len(sample)), replace=False)
+    x, y = sample.take(idx)
+    losses_seen: list = []
+    state = {"verdict": None}
+
+    def stop(i, loss):
+        losses_seen.append(loss)
+        if i % 10 != 9:
+            return False
+        verdict = judge(trainer, x, y, kinds, losses_seen)
+        state["verdict"] = verdict
+        return verdict["ok"]
+
+    with augmentation_off(trainer.model) as switched_off:
+        if not trainer.vars:
+            run = TrainRun(setup.learning_rate, steps)
+        else:
+            run = trainer.train(lambda i: (x, y), steps, None, deadline, stop=stop, override_lr=False,
+                                progress=progress)
+        if not run.losses:  # nothing to train: score the loss as it stands
+            value = trainer.loss(x, y, training=False)
+            losses_seen = [float(value) if value is not None else float("nan")] * 2
+        else:
+            losses_seen = list(run.losses)
+        verdict = judge(trainer, x, y, kinds, losses_seen)
+    zero_grad = [name for name, norms in run.layer_norms.items() if norms and max(norms) == 0.0]
+    return {"run": run, **verdict, "zero_gradient_layers": zero_grad,
+            "trainable_parameters": int(sum(int(np.prod(v.shape)) for v in trainer.vars)),
+            "learning_rate": run.learning_rate, "augmentation_off": switched_off}
+
+
+AUGMENTATIONS = {"AugMix", "CutMix", "MixUp", "RandAugment"}
+
+
+class augmentation_off:
+    """Random augmentation layers pass their input through unchanged, for as long as the block runs.
+
+    Memorising 10 examples is a test of capacity and wiring; flips and rotations drawn
+    anew at every step make the 10 a moving target that no model is meant to memorise.
+    """
+
+    def __init__(self, model):
+        self.model = model
+        self.layers: list = []
+
+    def __enter__(self) -> list:
+        def identity(data, training=None, **kwargs):
+            return data
+
+        for layer in self.model._flatten_layers(include_self=False, recursive=True):
+            cls = type(layer).__name__
+            if cls.startswith("Random") or cls in AUGMENTATIONS:
+                self.layers.append(layer)
+                layer.call = identity
+        return [l.name for l in self.layers]
+
+    def __exit__(self, *exc):
+        for layer in self.layers:
+            del layer.call  # back to the class's own call
+
+
+def judge(trainer, x, y, kinds: list, losses: list) -> dict:
+    """Whether the model memorised (x, y): every class prediction right, or the loss near zero.
+
+    BatchNormalization's moving statistics lag far behind 10 examples trained on for a
+    few hundred steps; they are refreshed from the examples first, so inference-mode
+    predictions are judged on the statistics the model would settle on. A loss that
+    fell to 1% of its start counts as memorised, whatever a prediction threshold says,
+    unless the predictions do not vary at all (a softmax over one unit lowers the loss
+    computed from its logits while every prediction stays 1.0).
+    """
+    refresh_batchnorm(trainer.model, trainer.io, x)
+    preds = [np.asarray(p, dtype=np.float64) for p in trainer.io(x, training=False)]
+    spread = max((float(np.max(np.std(p, axis=0))) if len(p) > 1 else 0.0) for p in preds) if preds else 0.0
+    finite = [v for v in losses if math.isfinite(v)]
+    first = finite[0] if finite else float("nan")
+    last = losses[-1] if losses else float("nan")
+    known = objective_known(trainer.setup)
+    # A loss kerascheck knows reaches about zero on memorised examples; one it does not
+    # know (a VAE's ELBO, a CTC loss, the user's own) need only fall clearly.
+    target = TARGET_KNOWN if known else TARGET_UNKNOWN
+    fell = math.isfinite(last) and math.isfinite(first) and last <= first - (1 - target) * abs(first)
+    accuracy = _accuracy(preds, y, kinds, trainer.setup) if y is not None else None
+    if accuracy is not None:
+        ok = accuracy == 1.0 or (fell and spread > 1e-6)
+    else:
+        ok = fell
+    return {"ok": ok, "accuracy": accuracy, "first_loss": first, "last_loss": last, "prediction_spread": spread,
+            "loss_fell": fell, "objective_known": known, "target_share": target}
+
+
+TARGET_KNOWN = 0.01  # the loss must fall below this share of its start (Keras's own losses)
+TARGET_UNKNOWN = 0.5  # the same for an objective kerascheck cannot interpret
+
+
+def objective_known(setup) -> bool:
+    """Whether the loss is one of Keras's own, whose memorised value is about zero."""
+    return setup.mode == "loss" and all(not l.custom for l in setup.losses)
+
+
+def _accuracy(preds: list, ys: list, kinds: list, setup) -> float | None:
+    """The lowest accuracy over the outputs, or None when an output is not a classification."""
+    if not kinds or any(k not in ("sparse", "onehot", "binary") for k in kinds):
+        return None
+    worst = 1.0
+    for pred, y, kind, loss in zip(preds, ys, kinds, setup.losses or [None] * len(kinds)):
+        y = np.asarray(y)
+        if kind == "sparse":
+            correct = np.argmax(pred, axis=-1) == y.reshape(pred.shape[:-1])
+        elif kind == "onehot":
+            correct = np.argmax(pred, axis=-1) == np.argmax(y, axis=-1)
+        else:
+            threshold = 0.0 if (loss is not None and loss.from_logits) else 0.5
+            correct = (pred > threshold) == (y.reshape(pred.shape) > 0.5)
+        worst = min(worst, float(np.mean(correct)))
+    return worst
+
+
+def refresh_batchnorm(model, io, x) -> None:
+    """Set every BatchNormalization's moving statistics to those of the batch x (momentum 0, one pass)."""
+    import keras
+
+    bns = [l for l in model._flatten_layers(include_self=False, recursive=True)
+           if isinstance(l, keras.layers.BatchNormalization)]
+    if not bns:
+        return
+    saved = [bn.momentum for bn in bns]
+    try:
+        for bn in bns:
+            bn.momentum = 0.0
+        io(x, training=True)
+    finally:
+        for bn, m in zip(bns, saved):
+            bn.momentum = m
+
+
+# ---------------------------------------------------------- batch dependence
+
+
+def batch_dependence(io, sample, paths: dict) -> dict:
+    n = min(8, len(sample))
+    x, _ = sample.take(np.arange(n))
+    whole = _flat(io(x, training=False))
+    result = {"examples": n, "first_layer": None}
+    if not np.all(np.isfinite(whole)):
+        result.update(nonfinite_output=True, max_diff_single=float("nan"), max_diff_shuffled=float("nan"),
+                      tolerance=float("nan"))
+        return result
+    again = _flat(io(x, training=False))
+    scale = 1.0 + float(np.max(np.abs(whole)))
+    if np.max(np.abs(whole - again)) > 1e-4 * scale:
+        # The same batch twice gives different outputs: the model draws noise at inference
+        # (a VAE's sampling layer), so a difference between batchings proves nothing.
+        result.update(stochastic=True, max_diff_repeat=float(np.max(np.abs(whole - again))),
+                      max_diff_single=float("nan"), max_diff_shuffled=float("nan"), tolerance=1e-4 * scale)
+        result["first_layer"] = _first_parting(io, paths, x, x)
+        return result
+    single = np.concatenate([_flat(io([a[i:i + 1] for a in x], training=False)) for i in range(n)])
+    perm = np.random.default_rng(7).permutation(n)
+    shuffled = np.empty_like(whole)
+    shuffled[perm] = _flat(io([a[perm] for a in x], training=False))
+    scale = 1.0 + float(np.max(np.abs(whole)))
+    result.update(max_diff_single=float(np.max(np.abs(whole - single))),
+                  max_diff_shuffled=float(np.max(np.abs(whole - shuffled))), tolerance=1e-4 * scale)
+    if max(result["max_diff_single"], result["max_diff_shuffled"]) > result["tolerance"]:
+        layers = {id(layer): path for path, layer in paths.values()}
+        with Tap(layers) as tap_whole:
+            io(x, training=False)
+        singles = []
+        for i in range(n):
+            with Tap(layers) as tap:
+                io([a[i:i + 1] for a in x], training=False)
+            singles.append(tap.record)
+        for path in tap_whole.order:
+            w = _flat_calls(tap_whole.record[path])
+            try:
+                s = np.concatenate([_flat_calls(rec[path]) for rec in singles])
+            except (KeyError, ValueError):
+                continue
+            if w.shape == s.shape and np.max(np.abs(w - s)) > 1e-4 * (1.0 + np.max(np.abs(w))):
+                result["first_layer"] = path
+                result["first_layer_diff"] = float(np.max(np.abs(w - s)))
+                break
+    return result
+
+
+def _first_parting(io, paths: dict, first: list, second: list) -> str | None:
+    """The first layer (in call order) whose outputs differ between a call on `first` and one on `second`."""
+    layers = {id(layer): path for path, layer in paths.values()}
+    with Tap(layers) as one:
+        io(first, training=False)
+    with Tap(layers) as two:
+        io(second, training=False)
+    for path in one.order:
+        try:
+            a, b = _flat_calls(one.record[path]), _flat_calls(two.record[path])
+        except (KeyError, ValueError, IndexError):
+            continue
+        if a.shape == b.shape and np.max(np.abs(a - b)) > 1e-4 * (1.0 + np.max(np.abs(a))):
+            return path
+    return None
+
+
+def _flat(outputs) -> np.ndarray:
+    """Outputs (a list of tensors, batch first) as one (batch, values) array."""
+    arrays = [np.asarray(o, dtype=np.float64) for o in outputs]
+    return np.concatenate([a.reshape(a.shape[0], -1) for a in arrays], axis=1)
+
+
+def _flat_calls(calls: list) -> np.ndarray:
+    first = calls[0]  # a layer called twice: its first call
+    arrays = [np.asarray(a, dtype=np.float64) for a in first if np.ndim(a) >= 1]
+    return np.concatenate([a.reshape(a.shape[0], -1) for a in arrays], axis=1)
+
+
+# ------------------------------------------------------------ activations
+
+
+def activation_kind(layer) -> str | None:
+    cls = type(layer).__name__
+    if cls in _INTERNAL_ACTIVATION:
+        return None
+    if cls == "ReLU":
+        return "relu"
+    act = getattr(layer, "activation", None)
+    name = getattr(act, "__name__", None) if act is not None else None
+    return name if name in RELU_FAMILY or name in SQUASH else None
+
+
+def activation_stats(io, sample, paths: dict, examples: int, batch: int) -> dict:
+    """Dead and saturated units per layer, streamed over the sample in batches (memory: one batch).
+
+    Each layer's input is measured too: when it hardly varies across examples, the
+    units cannot either, and that, not their weights, is why they look dead.
+    """
+    judged = {id(layer): path for path, layer in paths.values() if activation_kind(layer) is not None}
+    kinds = {path: activation_kind(layer) for path, layer in paths.values() if id(layer) in judged}
+    if not judged:
+        return {}
+    n = min(len(sample), examples)
+    active: dict = {}  # (layer, output index) -> per unit: ever positive (ReLU) / count of saturated examples
+    seen: dict = {}
+    inputs: dict = {}
+    for start in range(0, n, batch):
+        x, _ = sample.take(np.arange(start, min(start + batch, n)))
+        with Tap(judged, inputs=True) as tap:
+            io(x, training=False)
+        for path, calls in tap.record.items():
+            kind = kinds[path]
+            for call in calls:
+                for k, out in enumerate(call):
+                    a = np.asarray(out, dtype=np.float32)
+                    if a.ndim < 2 or a.dtype.kind != "f":
+                        continue
+                    per_example = a.reshape(a.shape[0], -1, a.shape[-1])  # units on the last axis
+                    key = (path, k)
+                    if kind in RELU_FAMILY:
+                        alive = np.any(per_example > 0.0, axis=(0, 1))
+                        active[key] = active.get(key, np.zeros_like(alive)) | alive
+                    else:
+                        lo, hi = SQUASH[kind]
+                        # An example saturates a unit when it does so at every position.
+                        sat = np.sum(np.all((per_example <= lo) | (per_example >= hi), axis=1), axis=0)
+                        active[key] = active.get(key, np.zeros_like(sat)) + sat
+                    seen[key] = seen.get(key, 0) + a.shape[0]
+        for path, calls in tap.inputs.items():
+            for call in calls[:1]:
+                if call and np.ndim(call[0]) >= 2 and np.asarray(call[0]).dtype.kind == "f":
+                    inputs.setdefault(path, []).append(np.asarray(call[0], dtype=np.float64).reshape(
+                        np.shape(call[0])[0], -1))
+    stats = {}
+    for (path, k), acc in active.items():
+        name = path if k == 0 else f"{path}[{k}]"
+        kind = kinds[path]
+        count = seen[(path, k)]
+        entry = {"kind": kind, "units": int(acc.size), "examples": count}
+        if kind in RELU_FAMILY:
+            dead = ~acc
+            entry.update(dead=int(np.count_nonzero(dead)), dead_share=float(np.mean(dead)))
+        else:
+            saturated = acc >= 0.99 * count
+            entry.update(saturated=int(np.count_nonzero(saturated)), saturated_share=float(np.mean(saturated)))
+        if k == 0 and path in inputs:
+            entry["input_variation"] = input_variation(np.concatenate(inputs[path]))
+        stats[name] = entry
+    return stats
+
+
+def input_variation(a: np.ndarray) -> float:
+    """How much a layer's input changes from example to example, relative to its size."""
+    spread = float(np.median(np.std(a, axis=0)))
+    size = float(np.median(np.mean(np.abs(a), axis=0))) + float(np.median(np.std(a, axis=0)))
+    return spread / size if size > 0 else 0.0
+
+
+# ---------------------------------------------------------------- divergence
+
+
+def locate_divergence(trainer, sample, run: TrainRun, options, paths: dict, batch: int) -> dict | None:
+    """Replay up to the divergent step and find where the non-finite values start.
+
+    Checked in the order they arise within the step: activations in the forward
+    pass (ReLU can swallow NaN inside a compiled graph, so each layer's output is
+    inspected, not only the loss), then gradients, then the weights the update wrote.
+    """
+    import tensorflow as tf
+
+    batches = batcher(sample, np.random.default_rng(options.seed), batch)
+    trainer.reset()
+    optimizer = trainer.setup.make_optimizer(None)
+    step = trainer.step_fn(optimizer)
+    for i in range(run.diverged_at):
+        step(*batches(i))
+    x, y = batches(run.diverged_at)
+    found = None
+    layers = {id(layer): path for path, layer in paths.values()}
+    with Tap(layers) as tap:
+        try:
+            trainer.io(x, training=True)
+        except Exception:
+            pass
+    for path in tap.order:
+        for call in tap.record[path]:
+            bad = sum(int(np.count_nonzero(~np.isfinite(a))) for a in call if np.asarray(a).dtype.kind == "f")
+            if bad:
+                found = {"layer": path, "where": "activations", "step": run.diverged_at, "nonfinite": bad}
+                break
+        if found:
+            break
+    if found is None and trainer.setup.mode != "train_step":
+        with tf.GradientTape() as tape:
+            loss = trainer.loss(x, y, training=True)
+        grads = tape.gradient(loss, trainer.vars)
+        # Gradients flow from the output back: a non-finite value born in one layer's
+        # backward pass reaches every layer before it, so the origin is the non-finite
+        # layer nearest the output, the last one in variable order.
+        for v, g in zip(trainer.vars, grads):
+            if g is not None and not np.all(np.isfinite(np.asarray(g))):
+                found = {"layer": trainer.owner.get(id(v), "?"), "where": "gradients", "step": run.diverged_at}
+    if found is None:
+        step(x, y)
+        for v in trainer.vars:
+            if not np.all(np.isfinite(np.asarray(v.numpy(), dtype=np.float64))):
+                found = {"layer": trainer.owner.get(id(v), "?"), "where": "weights after the update",
+                         "step": run.diverged_at}
+                break
+    if found is None and run.why == "explosion":
+        # Finite but exploding: name the layer whose gradient grew the most before the blow-up.
+        growth = {name: norms[-1] / max(norms[0], 1e-12) for name, norms in run.layer_norms.items() if norms}
+        if growth:
+            name = max(growth, key=growth.get)
+            found = {"layer": name, "where": "gradient growth", "step": run.diverged_at,
+                     "growth": float(growth[name])}
+    trainer.reset()
+    return found
+
+
+def activation_growth(io, sample, paths: dict) -> list:
+    """At step 0, each layer's output scale (RMS) in call order: how activations grow through depth."""
+    x, _ = sample.take(np.arange(min(32, len(sample))))
+    layers = {id(layer): path for path, layer in paths.values()}
+    with Tap(layers) as tap:
+        try:
+            io(x, training=False)
+        except Exception:
+            return []
+    out = []
+    for path in dict.fromkeys(tap.order):
+        call = tap.record[path][0]
+        floats = [np.asarray(a, dtype=np.float64) for a in call if np.asarray(a).dtype.kind == "f"]
+        if not floats:
+            continue
+        a = floats[0]
+        finite = np.isfinite(a)
+        rms = float(np.sqrt(np.mean(np.square(a[finite])))) if finite.any() else float("nan")
+        out.append({"layer": path, "rms": rms, "nonfinite": int(np.count_nonzero(~finite))})
+    return out
+
+
+# ------------------------------------------------------------- input scale
+
+
+def input_stats(io, spec, sample, roles: list, paths: dict, examples: int, batch: int) -> list:
+    """For each input, statistics of what reaches the first weighted layer (after in-model scaling)."""
+    from kerascheck.topology import graph_of
+
+    n = min(len(sample), examples)
+    places = []
+    graph = graph_of(spec) if spec is not None and spec.outputs else None
+    for i, port in enumerate(io.inputs):
+        start = spec.layer(spec.inputs[i].name) if graph is not None and i < len(spec.inputs) else None
+        places.append(_first_weighted(graph, start.qualname) if start else (None, None))
+    by_path = {path: layer for path, layer in paths.values()}
+    wanted = {feeder: by_path[feeder] for _, feeder in places if feeder in by_path}
+    collected: dict = {name: [] for name in wanted}
+    if wanted:
+        for start in range(0, n, batch):
+            x, _ = sample.take(np.arange(start, min(start + batch, n)))
+            with Tap({id(layer): path for path, layer in wanted.items()}) as tap:
+                io(x, training=False)
+            for path, calls in tap.record.items():
+                if calls and calls[0]:
+                    collected[path].append(np.asarray(calls[0][0], dtype=np.float64))
+    out = []
+    for i, (port, (first, feeder)) in enumerate(zip(io.inputs, places)):
+        if feeder in collected and collected[feeder]:
+            arr, measured_at = np.concatenate(collected[feeder]), f"the output of '{feeder}'"
+        else:
+            arr, measured_at = np.asarray(sample.x[i][:n], dtype=np.float64), "the raw input"
+        if arr.ndim == 1:
+            arr = arr[:, None]
+        st = stats(arr.reshape(-1, arr.shape[-1]))
+        st.update({"input": port.name, "first_weighted": first, "measured_at": measured_at,
+                   "raw_min": float(np.min(sample.x[i][:n])), "raw_max": float(np.max(sample.x[i][:n])),
+                   "examples": n, "categorical": roles[i].categorical, "role": roles[i].why})
+        out.append(st)
+    return out
+
+
+def stats(a: np.ndarray) -> dict:
+    """Per-feature statistics of a 2-D array (examples x features), first 256 features."""
+    a = a[:, :256]
+    finite = np.where(np.isfinite(a), a, np.nan)
+    return {"mean": np.nanmean(finite, axis=0).tolist(), "std": np.nanstd(finite, axis=0).tolist(),
+            "min": np.nanmin(finite, axis=0).tolist(), "max": np.nanmax(finite, axis=0).tolist(),
+            "integer_valued": bool(np.all(np.mod(a[np.isfinite(a)], 1) == 0)),
+            "features": int(a.shape[1]), "examples": int(a.shape[0])}
+
+
+def _first_weighted(graph, start):
+    """(first weighted layer reachable from `start`, the top-level layer feeding it) along the first path."""
+    if graph is None or start is None:
+        return None, None
+    current, seen = start, set()
+    while current not in seen:
+        seen.add(current)
+        consumers = graph.consumers(current)
+        if not consumers:
+            return None, None
+        nxt = graph.by_qual[consumers[0]]
+        if nxt.weights and nxt.class_name not in ("Normalization", "Rescaling"):
+            feeder = graph.by_qual[current]
+            return nxt.qualname, (feeder.qualname if feeder.class_name != "InputLayer" else None)
+        current = nxt.qualname
+    return None, None

@@ -1,0 +1,247 @@
+"""What the probes train with: the model's own loss and optimizer, exactly as it was compiled.
+
+The loss is rebuilt by Keras's own deserializer from the saved compile config, with
+the user's code (`--custom-objects`, or classes the calling program registered) for
+custom losses; one loss per output for multi-output models. A model saved without a
+loss trains the way `fit` would train it: through the losses its layers add
+(`add_loss`) or through its own `train_step`; only a model with neither gets a loss
+assumed from its output activation, and the report says so.
+"""
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+
+from kerascheck.modeltier import Options, TierUnavailable
+
+# How labels for a loss look: "sparse" class ids, "onehot" rows, "binary" 0/1, "real" values,
+# "match" (a custom loss: labels shaped and scaled like what the output produces).
+LABEL_KINDS = {
+    "sparse_categorical_crossentropy": "sparse", "categorical_crossentropy": "onehot",
+    "categorical_focal_crossentropy": "onehot", "kl_divergence": "onehot", "categorical_hinge": "onehot",
+    "binary_crossentropy": "binary", "binary_focal_crossentropy": "binary", "hinge": "binary",
+    "squared_hinge": "binary",
+}
+CLASSIFICATION = {"sparse", "onehot", "binary"}
+
+
+@dataclass
+class OutputLoss:
+    """The loss of one output."""
+
+    name: str  # canonical name ("sparse_categorical_crossentropy") or the user's ("contrastive_loss")
+    fn: object  # (y_true, y_pred) -> per-example or scalar loss
+    from_logits: bool
+    kind: str  # see LABEL_KINDS
+    custom: bool = False
+    weight: float = 1.0
+
+
+@dataclass
+class Setup:
+    """The probes' loss and optimizer, and how a step trains the model."""
+
+    # "loss" (kerascheck's step, compiled losses), "add_loss" (only the layers' losses), "train_step"
+    # (the model's own), "none" (nothing to train with: the loss's code was not supplied)
+    mode: str
+    losses: list = field(default_factory=list)  # OutputLoss per output (mode "loss")
+    defaults: list = field(default_factory=list)  # what had to be assumed, said in the report
+    notes: list = field(default_factory=list)  # how the model was trained, said in the report
+    opt_class: object = None
+    opt_config: dict = field(default_factory=dict)
+    learning_rate: float = 1e-3
+
+    @property
+    def loss_name(self) -> str:
+        if self.mode == "none":
+            return "no loss"
+        if self.mode == "add_loss":
+            return "the losses its layers add (add_loss)"
+        if self.mode == "train_step":
+            return "its own train_step"
+        names = [l.name for l in self.losses]
+        return names[0] if len(set(names)) == 1 else " + ".join(names)
+
+    @property
+    def from_logits(self) -> bool:
+        return bool(self.losses) and self.losses[0].from_logits
+
+    @property
+    def task(self) -> str:
+        """"classification" when every output is judged by its class predictions."""
+        if self.mode == "loss" and self.losses and all(l.kind in CLASSIFICATION for l in self.losses):
+            return "classification"
+        return "regression" if self.mode == "loss" else "unknown"
+
+    @property
+    def needs_labels(self) -> bool:
+        return self.mode == "loss"
+
+    def make_optimizer(self, learning_rate: float | None = None):
+        cfg = dict(self.opt_config)
+        if learning_rate is not None:
+            cfg["learning_rate"] = float(learning_rate)
+        return self.opt_class(**cfg)
+
+    def total_loss(self, ys: list, preds: list):
+        """The compiled loss over all outputs (a scalar tensor), as Keras sums it."""
+        import tensorflow as tf
+
+        total = None
+        for loss, y, pred in zip(self.losses, ys, preds):
+            value = tf.reduce_mean(tf.cast(loss.fn(y, pred), tf.float32)) * loss.weight
+            total = value if total is None else total + value
+        return total
+
+
+def make_setup(model, io, spec, options: Options) -> Setup:
+    import keras
+
+    setup = Setup(mode="loss")
+    raw = _raw_compile(spec)
+    loss_cfg = raw.get("loss") if raw else None
+    custom = _custom_objects(options)
+    if loss_cfg is not None:
+        setup.losses = _losses(keras, loss_cfg, raw.get("loss_weights"), io, spec, custom)
+        if _own_train_step(model):
+            setup.notes.append(f"{type(model).__name__} overrides train_step; the probes trained it with "
+                               "kerascheck's own step and its compiled loss")
+    elif _adds_losses(model, io):
+        setup.mode = "add_loss"
+        setup.notes.append("no compiled loss: trained on the losses its layers add (add_loss), as fit() does")
+    elif _own_train_step(model):
+        setup.mode = "train_step"
+        setup.notes.append(f"no compiled loss: trained through {type(model).__name__}.train_step, as fit() does")
+    else:
+        setup.losses = [_default_loss(keras, spec, io, i) for i in range(len(io.outputs))]
+        setup.defaults.append(f"loss {setup.loss_name} (the file has no saved loss)")
+    _optimizer(keras, setup, spec, raw)
+    return setup
+
+
+def _custom_objects(options: Options) -> dict:
+    from kerascheck.modeltier import import_custom_objects
+
+    return import_custom_objects(options.custom_objects) if options.custom_objects else {}
+
+
+def _raw_compile(spec) -> dict | None:
+    """The compile config as saved (.keras), or what a legacy .h5 training config says."""
+    return spec.raw_compile if isinstance(spec.raw_compile, dict) else None
+
+
+def _losses(keras, loss_cfg, weights_cfg, io, spec, custom: dict) -> list:
+    n = len(io.outputs)
+    names = [p.name for p in io.outputs]
+    if isinstance(loss_cfg, list):
+        per_output = list(loss_cfg) + [None] * (n - len(loss_cfg))
+    elif isinstance(loss_cfg, dict) and not isinstance(loss_cfg.get("class_name"), str):
+        per_output = [loss_cfg.get(name) for name in names]
+    else:
+        per_output = [loss_cfg] * n
+    if isinstance(weights_cfg, list):
+        weights = [float(w) for w in weights_cfg] + [1.0] * (n - len(weights_cfg))
+    elif isinstance(weights_cfg, dict):
+        weights = [float(weights_cfg.get(name, 1.0)) for name in names]
+    else:
+        weights = [1.0] * n
+    out = []
+    for i, (cfg, weight) in enumerate(zip(per_output, weights)):
+        if cfg is None:
+            out.append(OutputLoss("none", lambda y, p: 0.0 * p, False, "real", weight=0.0))
+            continue
+        out.append(_one_loss(keras, cfg, custom, weight))
+    return out
+
+
+def _one_loss(keras, cfg, custom: dict, weight: float) -> OutputLoss:
+    from kerascheck.reader import _loss_spec
+
+    parsed = _loss_spec(cfg)
+    name = parsed.name if parsed else str(cfg)
+    try:
+        if isinstance(cfg, str) and (cfg in custom or cfg.split(">")[-1] in custom):
+            fn = custom.get(cfg) or custom[cfg.split(">")[-1]]
+        elif isinstance(cfg, str):
+            fn = keras.losses.get(cfg) if ">" not in cfg else keras.saving.get_registered_object(cfg, custom)
+        else:
+            fn = keras.saving.deserialize_keras_object(cfg, custom_objects=custom, safe_mode=True)
+    except Exception as exc:
+        fn, reason = None, f"{type(exc).__name__}: {' '.join(str(exc).split())[:160]}"
+    else:
+        reason = "nothing by that name is registered"
+    if fn is None or not callable(fn):
+        if parsed is not None and parsed.custom:
+            raise TierUnavailable(f"the loss {name!r} is your code, which was not supplied: pass it with "
+                                  f"--custom-objects FILE.py ({reason})")
+        raise TierUnavailable(f"the loss {name!r} could not be rebuilt ({reason})")
+    module = getattr(fn, "__module__", None) or getattr(type(fn), "__module__", "") or ""
+    is_custom = bool(parsed and parsed.custom) or not module.startswith(("keras", "tf_keras"))
+    from_logits = bool(getattr(fn, "from_logits", False) or (parsed.from_logits if parsed else False))
+    kind = "match" if is_custom else LABEL_KINDS.get(name, "real")
+    return OutputLoss(name, fn, from_logits, kind, custom=is_custom, weight=weight)
+
+
+def _default_loss(keras, spec, io, index: int) -> OutputLoss:
+    from kerascheck.topology import graph_of
+
+    act = "linear"
+    if spec.outputs and index < len(spec.outputs):
+        act = graph_of(spec).output_activation(spec.outputs[index])[0]
+    if act == "softmax":
+        return OutputLoss("sparse_categorical_crossentropy", keras.losses.SparseCategoricalCrossentropy(), False,
+                          "sparse")
+    if act == "sigmoid":
+        return OutputLoss("binary_crossentropy", keras.losses.BinaryCrossentropy(), False, "binary")
+    return OutputLoss("mean_squared_error", keras.losses.MeanSquaredError(), False, "real")
+
+
+def _adds_losses(model, io) -> bool:
+    """Whether calling the model in training mode makes its layers add losses (add_loss)."""
+    from kerascheck.modelio import _zeros
+
+    try:
+        io([_zeros(p, 2) for p in io.inputs], training=True)
+        return bool(model.losses)
+    except Exception:
+        return False
+
+
+def _own_train_step(model) -> bool:
+    import keras
+
+    base = getattr(keras.Model, "train_step", None)
+    return getattr(type(model), "train_step", base) is not base
+
+
+def _optimizer(keras, setup: Setup, spec, raw) -> None:
+    opt = spec.compile.optimizer if spec.compile else None
+    opt_raw = raw.get("optimizer") if raw else None
+    cfg = opt_raw.get("config") if isinstance(opt_raw, dict) else None
+    if opt is None or cfg is None:
+        if isinstance(opt_raw, str):  # compile(optimizer="rmsprop")
+            cls = getattr(keras.optimizers, {"rmsprop": "RMSprop", "sgd": "SGD", "adamw": "AdamW", "nadam": "Nadam",
+                                             "adamax": "Adamax", "adagrad": "Adagrad", "adadelta": "Adadelta",
+                                             "ftrl": "Ftrl", "lion": "Lion"}.get(opt_raw.lower(),
+                                                                                  opt_raw.capitalize()), None)
+            if cls is not None:
+                setup.opt_class, setup.opt_config = cls, {}
+                setup.learning_rate = float(cls().learning_rate.numpy())
+                return
+        setup.defaults.append("optimizer Adam(learning_rate=0.001) (the file has no saved optimizer)")
+        setup.opt_class, setup.opt_config, setup.learning_rate = keras.optimizers.Adam, {"learning_rate": 1e-3}, 1e-3
+        return
+    setup.opt_class = getattr(keras.optimizers, opt.class_name, None)
+    if setup.opt_class is None:
+        raise TierUnavailable(f"optimizer {opt.class_name} is not a Keras optimizer kerascheck can rebuild")
+    # Rebuilt from its config rather than restored: a compiled legacy .h5 optimizer
+    # can fail on its first step ("Unknown variable").
+    accepted = set(inspect.signature(setup.opt_class.__init__).parameters)
+    setup.opt_config = {k: v for k, v in dict(cfg).items() if k in accepted and k != "name"}
+    lr = setup.opt_config.get("learning_rate", 1e-3)
+    if isinstance(lr, dict):
+        schedule = keras.optimizers.schedules.deserialize(lr)
+        setup.opt_config["learning_rate"] = schedule
+        setup.learning_rate = float(schedule(0))
+    else:
+        setup.learning_rate = float(lr)

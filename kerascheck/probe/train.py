@@ -1,0 +1,204 @@
+"""Short training runs of kerascheck's copy of the model, with per-layer gradient norms at every step.
+
+Three ways to take a step, as `fit` would: kerascheck's own step with the compiled
+loss (plus whatever the layers add with `add_loss`); the layers' losses alone for a
+model compiled without a loss; or the model's own `train_step`, whose gradients are
+read where it hands them to the optimizer.
+"""
+from __future__ import annotations
+
+import gc
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+EXPLOSION_FACTOR = 1e3  # loss this many times its start counts as divergence, NaN or not
+
+
+@dataclass
+class TrainRun:
+    learning_rate: float
+    steps_planned: int
+    losses: list = field(default_factory=list)
+    global_norms: list = field(default_factory=list)
+    layer_norms: dict = field(default_factory=dict)  # layer -> gradient L2 norm per step
+    kernel_norms: dict = field(default_factory=dict)  # layer -> gradient L2 norm of its kernels per step
+    update_ratios: dict = field(default_factory=dict)  # layer -> ||kernel update|| / ||kernel|| per step
+    diverged_at: int | None = None  # first step whose loss or weights were non-finite or exploded
+    why: str | None = None  # "nan" or "explosion"
+    cut: bool = False  # stopped by the time budget
+
+    @property
+    def steps_done(self) -> int:
+        return len(self.losses)
+
+    def to_evidence(self) -> dict:
+        return {"learning_rate": self.learning_rate, "steps_planned": self.steps_planned,
+                "steps_done": self.steps_done, "losses": [_f(v) for v in self.losses],
+                "diverged_at": self.diverged_at, "cut_by_budget": self.cut}
+
+
+def _f(v) -> float | str:
+    v = float(v)
+    return v if math.isfinite(v) else ("nan" if math.isnan(v) else ("inf" if v > 0 else "-inf"))
+
+
+class Trainer:
+    """One compiled train step with per-layer gradient norms, reused across runs."""
+
+    def __init__(self, model, io, setup, owners: dict):
+        import keras
+        import tensorflow as tf
+
+        self.tf, self.keras, self.model, self.io, self.setup = tf, keras, model, io, setup
+        self.vars = list(model.trainable_variables)
+        self.owner = owners
+        self.layers = list(dict.fromkeys(self.owner.get(id(v), "?") for v in self.vars))
+        self.kernel_owners = [self.owner.get(id(v), "?") for v in self.vars if len(v.shape) >= 2]
+        self.initial = [np.array(v.numpy()) for v in model.variables]
+
+    def reset(self):
+        for v, value in zip(self.model.variables, self.initial):
+            v.assign(value)
+
+    def loss(self, x, y, training: bool = True):
+        """The loss the step minimises, for the batch (x, y) (eagerly)."""
+        tf = self.tf
+        preds = self.io(x if isinstance(x, list) else [x], training=training)
+        total = self.setup.total_loss(y, preds) if self.setup.mode == "loss" else None
+        extra = [tf.cast(l, tf.float32) for l in self.model.losses]
+        if extra:
+            total = tf.add_n(extra) if total is None else total + tf.add_n(extra)
+        return total
+
+    def step_fn(self, optimizer):
+        if self.setup.mode == "train_step":
+            return self._own_step_fn(optimizer)
+        tf, vars_ = self.tf, self.vars
+        optimizer.build(vars_)
+
+        @tf.function(reduce_retracing=True)
+        def step(x, y):
+            with tf.GradientTape() as tape:
+                loss = self.loss(x, y, training=True)
+            grads = tape.gradient(loss, vars_)
+            return self._apply(optimizer, loss, grads)
+        return step
+
+    def _apply(self, optimizer, loss, grads):
+        tf, vars_ = self.tf, self.vars
+        grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, vars_)]
+        norms = tf.stack([tf.norm(tf.cast(g, tf.float32)) for g in grads])
+        kernels = [v for v in vars_ if len(v.shape) >= 2]
+        before = [tf.identity(v) for v in kernels]
+        optimizer.apply(grads, vars_)
+        # ||update|| / ||weights|| of each kernel: about 1e-3 is healthy.
+        ratios = tf.stack([tf.norm(tf.cast(v - b, tf.float32)) / (tf.norm(tf.cast(b, tf.float32)) + 1e-12)
+                           for v, b in zip(kernels, before)]) if kernels else tf.zeros([0])
+        finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(tf.cast(v, tf.float32))) for v in vars_])
+        return tf.cast(loss, tf.float32), norms, finite, ratios
+
+    def _own_step_fn(self, optimizer):
+        """The model's own train_step, its gradients read where it hands them to the optimizer."""
+        tf, model, vars_ = self.tf, self.model, self.vars
+        optimizer.build(vars_)
+        seen = tf.Variable(tf.zeros([len(vars_)]), trainable=False)
+        index = {id(v): i for i, v in enumerate(vars_)}
+        original_apply = optimizer.apply
+
+        def apply(grads, variables=None, *args, **kwargs):
+            variables = list(variables) if variables is not None else vars_
+            norms = [tf.zeros([]) for _ in vars_]
+            for g, v in zip(grads, variables):
+                if g is not None and id(v) in index:
+                    norms[index[id(v)]] = tf.norm(tf.cast(g, tf.float32))
+            seen.assign(tf.stack(norms))
+            return original_apply(grads, variables, *args, **kwargs)
+
+        optimizer.apply = apply
+        model.optimizer = optimizer
+        kernels = [v for v in vars_ if len(v.shape) >= 2]
+
+        @tf.function(reduce_retracing=True)
+        def step(x, y):
+            for metric in model.metrics:  # a fresh mean each step: its result is this step's loss
+                metric.reset_state()
+            before = [tf.identity(v) for v in kernels]
+            inputs = self.io.pack(list(x))
+            logs = model.train_step((inputs,) if y is None else (inputs, y[0] if len(y) == 1 else list(y)))
+            loss = logs.get("loss", next(iter(logs.values()))) if isinstance(logs, dict) else logs
+            ratios = tf.stack([tf.norm(tf.cast(v - b, tf.float32)) / (tf.norm(tf.cast(b, tf.float32)) + 1e-12)
+                               for v, b in zip(kernels, before)]) if kernels else tf.zeros([0])
+            finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(tf.cast(v, tf.float32))) for v in vars_])
+            return tf.cast(loss, tf.float32), tf.identity(seen), finite, ratios
+        return step
+
+    def train(self, batches, steps: int, learning_rate: float | None, deadline: float,
+              stop=None, override_lr: bool = True, progress=None) -> TrainRun:
+        """Train from the loaded weights for up to `steps` steps; stop early on divergence or `stop()`."""
+        self.reset()
+        optimizer = self.setup.make_optimizer(learning_rate if override_lr else None)
+        step = self.step_fn(optimizer)
+        run = TrainRun(learning_rate if learning_rate is not None else self.setup.learning_rate, steps)
+        run.layer_norms = {name: [] for name in self.layers}
+        first = None
+        for i in range(steps):
+            if time.monotonic() > deadline:
+                run.cut = True
+                break
+            x, y = batches(i)
+            if progress is not None and i % 10 == 0:
+                progress(i, steps)
+            loss, norms, finite, ratios = step(x, y)
+            loss = float(loss)
+            self._record(run, loss, np.asarray(norms, dtype=np.float64), np.asarray(ratios, dtype=np.float64))
+            if first is None and math.isfinite(loss):
+                first = loss
+            if not math.isfinite(loss) or not bool(finite):
+                run.diverged_at, run.why = i, "nan"
+                break
+            if first is not None and abs(loss) > EXPLOSION_FACTOR * max(abs(first), 1e-2):
+                run.diverged_at, run.why = i, "explosion"
+                break
+            if stop is not None and stop(i, loss):
+                break
+        del step, optimizer
+        gc.collect()  # each run traces its own step; free the last one before the next (ResNet50: GBs)
+        return run
+
+    def _record(self, run: TrainRun, loss: float, norms, ratios) -> None:
+        run.losses.append(loss)
+        per_layer: dict = {}
+        per_kernel: dict = {}
+        for v, n in zip(self.vars, norms):
+            name = self.owner.get(id(v), "?")
+            per_layer[name] = per_layer.get(name, 0.0) + float(n) ** 2
+            if len(v.shape) >= 2:
+                per_kernel[name] = per_kernel.get(name, 0.0) + float(n) ** 2
+        for name in self.layers:
+            run.layer_norms[name].append(math.sqrt(per_layer.get(name, 0.0)))
+        for name, sq in per_kernel.items():
+            run.kernel_norms.setdefault(name, []).append(math.sqrt(sq))
+        run.global_norms.append(float(np.sqrt(np.sum(norms ** 2))))
+        for name, r in zip(self.kernel_owners, ratios):
+            run.update_ratios.setdefault(name, []).append(float(r))
+
+
+def batcher(sample, rng: np.random.Generator, size: int):
+    """Batches for the probe training, reshuffled each pass over the sample."""
+    n = len(sample)
+    size = min(size, n)
+    order = rng.permutation(n)
+
+    def batches(i):
+        nonlocal order
+        start = (i * size) % n
+        if start + size > n:
+            order = rng.permutation(n)
+            start = 0
+        idx = order[start:start + size]
+        x, y = sample.take(idx)
+        return x, y
+    return batches
