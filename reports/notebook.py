@@ -13,7 +13,7 @@ _TEMPLATE = jinja2.Environment(autoescape=True).from_string("""
 {% endfor %}{% for e in m.errors %}
 <tr><td>{{ m.path }}</td><td>cannot check</td><td></td><td></td><td>{{ e.message }}</td><td></td></tr>
 {% endfor %}{% if not m.findings and not m.errors %}
-<tr><td>{{ m.path }}</td><td colspan="5">no problems found</td></tr>
+<tr><td>{{ m.path }}</td><td colspan="5">{% if m.unavailable %}no problems found by {{ m.rules_run }} of {{ m.rules_total }} rules; {{ m.unavailable|length }} could not run{% else %}no problems found{% endif %}</td></tr>
 {% endif %}{% endfor %}
 </tbody>
 </table>

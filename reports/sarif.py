@@ -65,10 +65,13 @@ def to_sarif(report) -> dict:
             key = (f.code, f.layer)
             seen[key] = seen.get(key, 0) + 1
             where = f"[layer {f.layer}] " if f.layer else ""
+            also = "".join(f" Also seen, as a consequence: {c['code']} {c['rule']}"
+                           f"{' (layer ' + c['layer'] + ')' if c.get('layer') else ''}: {c['message']}"
+                           for c in f.evidence.get("consequences", ()))
             result = {
                 "ruleId": f.code,
                 "level": LEVELS[f.severity],
-                "message": {"text": f"{where}{f.message} Fix: {f.fix}"},
+                "message": {"text": f"{where}{f.message} Fix: {f.fix}{also}"},
                 "locations": [_location(model.path, f.layer)],
                 "partialFingerprints": {"kerascheckFinding/v1": _fingerprint(f, model.path, seen[key])},
                 "properties": {"rule": f.rule, "evidence": _clean(dict(f.evidence))},

@@ -39,11 +39,18 @@ def render_text(report, color: bool = False, width: int = 100) -> str:
         probe = getattr(model, "probe", None)
         if probe is not None:
             note = f"probes ran on {probe.device} in {probe.seconds:.1f} s over {probe.data_description}"
+            if probe.notes:
+                note += "; " + "; ".join(probe.notes)
             if probe.defaults:
                 note += "; assumed " + ", ".join(probe.defaults)
             if probe.cut:
                 note += "; the time budget cut: " + "; ".join(probe.cut)
             lines.append(wrap(style(note, dim=True), "  "))
+        unavailable = getattr(model, "unavailable", [])
+        if unavailable:
+            lines.append(wrap(style(f"{len(unavailable)} of {model.rules_total} rules could not run "
+                                    "(reasons below); what follows is not a clean bill of health",
+                                    fg="yellow"), "  "))
         for err in model.errors:
             lines.append(wrap(f"{style('cannot check', fg='red', bold=True)}: {err['message']}", "  "))
         for f in model.findings:
@@ -53,6 +60,10 @@ def render_text(report, color: bool = False, width: int = 100) -> str:
             lines.append(wrap(f.message, "      "))
             # Not wrapped: the fix usually ends in code meant to be copied whole.
             lines.append(f"      fix: {f.fix}")
+            for c in f.evidence.get("consequences", ()):
+                at = f" (layer {c['layer']})" if c.get("layer") else ""
+                lines.append(wrap(style(f"also seen: {c['code']} {c['rule']}{at}: {c['message']}", dim=True),
+                                  "      "))
         by_reason: dict[str, list[str]] = {}
         for s in model.skipped:
             if (s["rule"], s["reason"]) not in shared:
@@ -60,7 +71,11 @@ def render_text(report, color: bool = False, width: int = 100) -> str:
         for reason, names in by_reason.items():
             lines.append(wrap(style(f"skipped {', '.join(names)}: {reason}", dim=True), "  "))
         if not model.errors and not model.findings:
-            lines.append("  " + style("no problems found", fg="green"))
+            if unavailable:
+                lines.append("  " + style(f"no problems found by {model.rules_run} of {model.rules_total} rules; "
+                                          f"{len(unavailable)} could not run", fg="yellow"))
+            else:
+                lines.append("  " + style("no problems found", fg="green"))
         lines.append("")
     by_reason = {}
     for rule, reason in sorted(shared or ()):
@@ -72,9 +87,17 @@ def render_text(report, color: bool = False, width: int = 100) -> str:
     failed = sum(1 for m in report.models if m.errors)
     parts = ", ".join(_plural(n, sev) for sev, n in counts.items() if n)
     files = _plural(len(report.models), "file")
-    summary = (f"Found {_plural(total, 'problem')} ({parts}) in {files}" if total
-               else f"No problems found in {files}")
+    blind = [m for m in report.models if getattr(m, "unavailable", None)]
+    if total:
+        summary = f"Found {_plural(total, 'problem')} ({parts}) in {files}"
+    elif blind:
+        summary = f"No problems found by the rules that could run in {files}"
+    else:
+        summary = f"No problems found in {files}"
     if failed:
         summary += f"; {_plural(failed, 'file')} could not be checked"
+    if blind:
+        summary += (f"; in {_plural(len(blind), 'file')} some rules could not run "
+                    f"({sum(len(m.unavailable) for m in blind)} in all)")
     lines.append(style(summary + ".", bold=True))
     return "\n".join(lines) + "\n"

@@ -38,6 +38,13 @@ def check(facts):
     result = probe.batch
     if result is None:
         raise Skip("the batch probe did not run (no budget left)")
+    if result.get("nonfinite_output"):
+        raise Skip("the model's inference output is NaN/Inf, so whether it depends on the batch cannot be judged")
+    if result.get("stochastic"):
+        where = f" (layer '{result['first_layer']}' draws new values each call)" if result.get("first_layer") else ""
+        raise Skip(f"the model's inference output is random: the same batch gives outputs up to "
+                   f"{result['max_diff_repeat']:.3g} apart on two calls{where}, so batch dependence cannot be "
+                   "judged")
     diff = max(result["max_diff_single"], result["max_diff_shuffled"])
     if diff <= result["tolerance"]:
         return

@@ -7,9 +7,19 @@ only the loss: classification must reach 100% accuracy on the 10; regression
 must bring the loss below 1% of where it started. When it fails, it lists the
 causes it can see: no trainable weights, layers whose gradient is exactly zero,
 predictions that do not vary between examples (output/label mismatch), or a
-learning rate far too small. A failure on synthetic data with no visible cause is
-a warning (random labels on random inputs are harder than real data); with
-`--data` it is an error.
+learning rate far too small. BatchNormalization's moving statistics are refreshed
+from the 10 examples before the predictions are judged (they lag far behind a few
+hundred steps), a loss that fell below 1% of its start counts as memorised
+unless every prediction is the same, and random augmentation layers are switched
+off for the probe (memorising is a test of capacity and wiring, not of
+invariance).
+
+Severity: an error with a visible cause, or with `--data` and its labels. With no
+visible cause on synthetic data or synthetic labels it is info: random labels on
+random inputs are harder to memorise than real data. Calibration: on the healthy
+models of the test zoo, every model trained on its learnable task memorised its
+10 examples within 300 steps; on synthetic data some (an encoder-decoder, a CNN
+with augmentation) did not, without anything being wrong.
 
 ## Why is this bad?
 Any net with enough parameters can memorise 10 examples. One that cannot has a
@@ -58,26 +68,36 @@ def check(facts):
     if result["learning_rate"] < 1e-6:
         causes.append(f"the learning rate {result['learning_rate']:.2g} is far too small")
     severity = None
+    random_labels = probe.synthetic or probe.synthetic_labels
+    known = result.get("objective_known", True)
     if not causes:
-        causes.append("none that kerascheck can see: check that inputs and labels are paired correctly")
-        if probe.synthetic:
+        causes.append("none that kerascheck can see: check that inputs and labels are paired correctly"
+                      if known else "none that kerascheck can see, and it cannot tell what value this loss "
+                                    "should reach on memorised examples")
+        if random_labels or not known:
             # Random labels on random inputs are harder to memorise than real data, so
-            # without a visible cause this is a warning until --data confirms it.
-            severity = "warning"
+            # without a visible cause this is only a hint until --data confirms it.
+            severity = "info"
+    loss = "loss" if probe.task != "unknown" else f"loss ({probe.loss_name})"
     if result["accuracy"] is not None:
-        outcome = (f"reached {result['accuracy']:.0%} accuracy (needs 100%; loss {result['first_loss']:.4g} -> "
+        outcome = (f"reached {result['accuracy']:.0%} accuracy (needs 100%; {loss} {result['first_loss']:.4g} -> "
                    f"{result['last_loss']:.4g})")
     else:
-        outcome = f"brought the loss only from {result['first_loss']:.4g} to {result['last_loss']:.4g} (needs < 1%)"
+        needs = f"needs < {result.get('target_share', 0.01):.0%} of its start"
+        outcome = f"brought the {loss} only from {result['first_loss']:.4g} to {result['last_loss']:.4g} ({needs})"
+    off = result.get("augmentation_off") or []
+    note = (f" (random augmentation {', '.join(off[:3])} switched off, as a memorisation test needs)"
+            if off else "")
     yield RULE.finding(
         layer=None,
         severity=severity,
-        message=f"After {run.steps_done} steps on 10 examples the model {outcome}{data_note(probe)}. "
+        message=f"After {run.steps_done} steps on 10 examples the model {outcome}{data_note(probe)}{note}. "
                 f"Likely causes: " + "; ".join(causes) + ".",
         fix="Make the model overfit 10 examples before training on everything: "
             "model.fit(x[:10], y[:10], epochs=300, batch_size=10) must reach 100% accuracy.",
         evidence={**context(probe), "overfit": run.to_evidence(), "accuracy": result["accuracy"],
                   "first_loss": result["first_loss"], "last_loss": result["last_loss"],
                   "prediction_spread": result["prediction_spread"],
-                  "zero_gradient_layers": result["zero_gradient_layers"], "causes": causes},
+                  "zero_gradient_layers": result["zero_gradient_layers"], "causes": causes,
+                  "visible_cause": severity is None},
     )

@@ -5,7 +5,17 @@ Runs the sample through kerascheck's copy of the model in inference mode and,
 for each layer with a ReLU-family activation, counts units that are never
 positive on any example; for sigmoid/tanh layers, units that are saturated
 (within 1% of their limits) on at least 99% of examples. Flags layers where at
-least half the units are dead or saturated.
+least half the units are dead or saturated, all such layers in one finding. A
+layer that returns several tensors is measured output by output.
+
+It also measures each flagged layer's input: when that input hardly varies from
+one example to the next (its spread across examples below 5% of its size, as
+after mean-pooling over unmasked padding), the units cannot vary either, and the
+finding says the cause is upstream instead of suggesting a re-initialisation.
+
+Severity: a warning on `--data`; info on synthetic data, whose random inputs can
+leave units dead that real inputs reach. Calibration: on the healthy models of
+the test zoo probed with their own data, no ReLU layer had half its units dead.
 
 ## Why is this bad?
 A dead ReLU unit has zero gradient and never recovers; a saturated sigmoid or
@@ -31,29 +41,70 @@ from kerascheck.rule import Rule, Skip
 RULE = Rule(name="dead-units", code="KC605", severity="warning", tier="probe", needs=("activations",))
 
 SHARE = 0.5
+STILL_INPUT = 0.05  # a layer input whose spread across examples is below this share of its size
 
 
 def check(facts):
     probe = facts.probe
     if probe.activations is None:
-        raise Skip("Keras could not expose the outputs of this model's layers (shared or subclassed layers)")
-    for layer, st in probe.activations.items():
-        if "dead_share" in st and st["dead_share"] >= SHARE:
-            yield RULE.finding(
-                layer=layer,
-                message=f"{st['dead']} of {st['units']} units ({st['dead_share']:.0%}) in {st['kind']} layer "
-                        f"'{layer}' are never active on {st['examples']} examples{data_note(probe)}.",
-                fix="Re-initialise with kernel_initializer='he_normal' and bias_initializer='zeros', lower the "
-                    "learning rate, or use activation='gelu'.",
-                evidence={**context(probe), **st},
-            )
-        elif "saturated_share" in st and st["saturated_share"] >= SHARE:
-            yield RULE.finding(
-                layer=layer,
-                message=f"{st['saturated']} of {st['units']} units ({st['saturated_share']:.0%}) in {st['kind']} "
-                        f"layer '{layer}' are saturated on at least 99% of {st['examples']} examples"
-                        f"{data_note(probe)}, so they pass almost no gradient.",
-                fix="Scale the inputs and use Glorot initialisation (kernel_initializer='glorot_uniform'), or "
-                    "switch to activation='relu'.",
-                evidence={**context(probe), **st},
-            )
+        raise Skip("Keras could not expose the outputs of this model's layers")
+    severity = "info" if probe.synthetic else "warning"
+    dead = [(layer, st) for layer, st in probe.activations.items() if st.get("dead_share", 0) >= SHARE]
+    saturated = [(layer, st) for layer, st in probe.activations.items() if st.get("saturated_share", 0) >= SHARE]
+    for group, kind in ((dead, "dead"), (saturated, "saturated")):
+        still = [(l, st) for l, st in group if st.get("input_variation", 1.0) < STILL_INPUT]
+        moving = [(l, st) for l, st in group if st.get("input_variation", 1.0) >= STILL_INPUT]
+        if still:
+            yield _still_input(probe, still, kind, severity)
+        if moving:
+            yield _finding(probe, moving, kind, severity)
+
+
+def _listing(group, key) -> str:
+    return ", ".join(f"'{layer}' {st[key]} of {st['units']} ({st[key + '_share']:.0%})" for layer, st in group[:8]) + \
+        (f" and {len(group) - 8} more" if len(group) > 8 else "")
+
+
+def _finding(probe, group, kind, severity):
+    layer, st = group[0]
+    key = "dead" if kind == "dead" else "saturated"
+    if len(group) == 1:
+        subject = f"{st[key]} of {st['units']} units ({st[key + '_share']:.0%}) in {st['kind']} layer '{layer}'"
+    else:
+        subject = f"Most units of {len(group)} layers ({_listing(group, key)})"
+    if kind == "dead":
+        message = f"{subject} are never active on {st['examples']} examples{data_note(probe)}."
+        fix = ("Re-initialise with kernel_initializer='he_normal' and bias_initializer='zeros', lower the "
+               "learning rate, or use activation='gelu'.")
+    else:
+        message = (f"{subject} are saturated on at least 99% of {st['examples']} examples{data_note(probe)}, so "
+                   "they pass almost no gradient.")
+        fix = ("Scale the inputs and use Glorot initialisation (kernel_initializer='glorot_uniform'), or "
+               "switch to activation='relu'.")
+    return RULE.finding(layer=layer, severity=severity, message=message, fix=fix,
+                        evidence={**context(probe), **st, "kind_of_problem": kind,
+                                  "layers": {l: s for l, s in group}})
+
+
+def _still_input(probe, group, kind, severity):
+    """Units that cannot vary because what they are fed does not: the cause is upstream."""
+    layer, st = group[0]
+    key = "dead" if kind == "dead" else "saturated"
+    names = ", ".join(f"'{l}'" for l, _ in group)
+    if len(group) == 1:
+        subject = f"{st[key]} of {st['units']} units ({st[key + '_share']:.0%}) in layer '{layer}'"
+    else:
+        subject = f"Most units of {len(group)} layers ({_listing(group, key)})"
+    return RULE.finding(
+        layer=layer, severity=severity,
+        message=f"{subject} are {'never active' if kind == 'dead' else 'saturated'} on {st['examples']} examples, and "
+                f"the input of {names} hardly varies from one example to the next (its spread is "
+                f"{st['input_variation']:.2g} of its size){data_note(probe)}: every example reaches "
+                "the layer almost the same, so its units cannot tell them apart; the cause is upstream, not "
+                "in the layer's weights.",
+        fix="Find why the layer's input is nearly constant: for mean-pooling over padded sequences, mask the "
+            "padding (keras.layers.Embedding(..., mask_zero=True) or pass a mask to the pooling layer); check "
+            "for a constant or collapsed feature before it.",
+        evidence={**context(probe), **st, "kind_of_problem": f"{kind} (still input)",
+                  "layers": {l: s for l, s in group}},
+    )

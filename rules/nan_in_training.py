@@ -26,6 +26,7 @@ Use instead:
 model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.05), loss="mse")
 ```
 """
+from kerascheck.gradients import diverged_everywhere
 from kerascheck.probe_evidence import context, data_note
 from kerascheck.rule import Rule, Skip
 
@@ -51,26 +52,88 @@ def check(facts):
     if probe.nan_layer:
         layer = probe.nan_layer["layer"]
         where = f"; the first non-finite {probe.nan_layer['where']} appeared in layer '{layer}'"
+    evidence = {**context(probe), "train": run.to_evidence(), "why": run.why,
+                "sweep": [{"learning_rate": r, "diverged_at": d} for r, d in probe.sweep],
+                "nan_edge": edge, "stable_rate": stable, "first_nonfinite": probe.nan_layer}
+    optimizer = (facts.spec.compile.optimizer.class_name if facts.spec.compile and facts.spec.compile.optimizer
+                 else "Adam")
+    if stable is None and diverged_everywhere(probe):
+        yield from _not_the_rate(probe, run, edge, what, where, layer, evidence)
+        return
     if stable is not None:
         rec_lo, rec_hi = edge / 10, edge / 3
         advice = (f"the rate {stable:.3g} stayed finite for 100 steps; the NaN edge is {edge:.3g}, so use "
                   f"{rec_lo:.2g} to {rec_hi:.2g} (3-10x below it)")
         target = _round(rec_lo)
     else:
-        advice = f"even {edge:.3g} diverged (the sweep stopped there)"
+        advice = f"the sweep stopped at {edge:.3g} (the time budget ran out before a rate stayed finite)"
         target = _round(edge / 10)
     yield RULE.finding(
         layer=layer,
         message=f"Training at learning rate {lr:.3g} gave {what} at step {run.diverged_at + 1} of 100{where}; "
                 f"{advice}{data_note(probe)}.",
-        fix=f"Lower the learning rate: keras.optimizers.{facts.spec.compile.optimizer.class_name if facts.spec.compile and facts.spec.compile.optimizer else 'Adam'}"
-            f"(learning_rate={target:g}).",
-        evidence={**context(probe), "train": run.to_evidence(), "why": run.why,
-                  "sweep": [{"learning_rate": r, "diverged_at": d} for r, d in probe.sweep],
-                  "nan_edge": edge, "stable_rate": stable,
-                  "recommended": [edge / 10, edge / 3] if stable is not None else None,
-                  "first_nonfinite": probe.nan_layer},
+        fix=f"Lower the learning rate: keras.optimizers.{optimizer}(learning_rate={target:g}).",
+        evidence={**evidence, "kind": "rate",
+                  "recommended": [edge / 10, edge / 3] if stable is not None else None},
     )
+
+
+def _not_the_rate(probe, run, edge, what, where, layer, evidence):
+    """Every rate down to `edge` diverged: the cause is the initialisation, the scale, or a NaN source."""
+    growth = [g for g in probe.growth if g["rms"] == g["rms"] and g["rms"] > 0]
+    first_loss = next((v for v in run.losses if v == v), float("nan"))
+    expected, expected_what = expected_start(probe)
+    measured = []
+    grew = None
+    if len(growth) >= 2:
+        top = max(growth, key=lambda g: g["rms"])
+        grew = top["rms"] / max(growth[0]["rms"], 1e-30)
+        if top is not growth[0]:
+            measured.append(f"activations grow from {growth[0]['rms']:.3g} at '{growth[0]['layer']}' to "
+                            f"{top['rms']:.3g} at '{top['layer']}' (RMS)")
+    broken = next((g for g in probe.growth if g["nonfinite"]), None)
+    if broken is not None:
+        measured.append(f"layer '{broken['layer']}' already outputs {broken['nonfinite']} NaN/Inf values")
+    if expected is not None and first_loss == first_loss:
+        measured.append(f"the first loss is {first_loss:.3g} where {expected_what} starts near {expected:.3g}")
+    if run.global_norms and run.global_norms[0] == run.global_norms[0]:
+        measured.append(f"the global gradient norm at step 0 is {run.global_norms[0]:.3g}")
+    scale_problem = (grew is not None and grew > 100) or (expected is not None and first_loss > 100 * expected)
+    tried = f"{len(probe.sweep) + 1} rates down to {edge:.3g}"
+    if scale_problem:
+        message = (f"Training gave {what} at step {run.diverged_at + 1} at every learning rate tried ({tried}), so "
+                   f"the learning rate is not the cause: the initialisation or the scale of the activations is"
+                   f"{where}. At step 0 " + "; ".join(measured) + f"{data_note(probe)}.")
+        fix = ("Re-initialise with scaled initialisers (kernel_initializer='he_normal' before ReLU, 'glorot_uniform' "
+               "otherwise), standardise the inputs, and check that the first loss is near its expected start "
+               "(ln(C) for C balanced classes) before tuning the rate.")
+        kind = "init"
+    else:
+        message = (f"Training gave {what} at step {run.diverged_at + 1} at every learning rate tried ({tried}), so "
+                   f"the learning rate is not the cause{where}"
+                   + (f". At step 0 " + "; ".join(measured) if measured else "") + f"{data_note(probe)}.")
+        fix = ("Find what first produces the NaN/Inf: NaN in the data or the weights, or a custom layer or loss "
+               "that divides by zero or takes the log of zero; lowering the rate will not help.")
+        kind = "nan-source"
+    yield RULE.finding(layer=layer, message=message, fix=fix,
+                       evidence={**evidence, "kind": kind, "growth": probe.growth, "first_loss": first_loss,
+                                 "expected_first_loss": expected, "recommended": None})
+
+
+def expected_start(probe):
+    """(loss a fresh model of this kind starts near, what kind of model) or (None, "")."""
+    import math
+
+    kinds = probe.label_kinds
+    if len(kinds) != 1 or probe.loss_name not in ("sparse_categorical_crossentropy", "categorical_crossentropy",
+                                                  "binary_crossentropy"):
+        return None, ""
+    units = probe.output_units[0] if getattr(probe, "output_units", None) else None
+    if kinds[0] == "binary":
+        return math.log(2), "a fresh binary classifier"
+    if units and units > 1:
+        return math.log(units), f"a fresh {units}-class classifier (ln({units}))"
+    return None, ""
 
 
 def _round(x: float) -> float:

@@ -1,6 +1,10 @@
 """Inputs reach the first weighted layer unscaled: raw pixels, means far from 0, scales far apart.
 
 ## What it does
+Inputs that hold ids rather than measurements (they feed an `Embedding`, a lookup
+or a category encoding, or the model casts them to integers) are not judged: their
+scale means nothing, and normalising them would break the lookup.
+
 With `--data`, measures what actually reaches the first weighted layer of each
 input (after any Rescaling or Normalization inside the model): per-feature
 mean, standard deviation and range. It warns about raw 0..255 pixels, means far
@@ -68,6 +72,8 @@ def check(facts):
 
 def _measured(probe):
     for st in probe.input_stats:
+        if st.get("categorical"):
+            continue  # ids index a table: their scale means nothing
         mean, std = np.asarray(st["mean"]), np.asarray(st["std"])
         lo, hi = min(st["min"]), max(st["max"])
         problems = []
@@ -100,8 +106,9 @@ def _measured(probe):
 def _structural(facts):
     spec = facts.spec
     graph = graph_of(spec)
-    for inp in spec.inputs:
-        if not image_like(inp):
+    roles = facts.info.roles if facts.info is not None and len(facts.info.roles) == len(spec.inputs) else None
+    for i, inp in enumerate(spec.inputs):
+        if not image_like(inp) or (roles is not None and roles[i].categorical):
             continue
         start = spec.layer(inp.name)
         if start is not None:
