@@ -13,13 +13,31 @@ from typing import Any, Callable
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+# What TensorFlow, absl and Keras print on their own; none of it may reach a user's terminal.
+TF_NOISE = ("tensorflow/core", "absl::", "I0000 ", "W0000 ", "E0000 ", "oneDNN", "cuda", "cpu_feature_guard",
+            "retracing", "UserWarning", "DeprecationWarning", "WARNING:tensorflow", "WARNING:absl",
+            "This TensorFlow binary")
+
+
+def assert_quiet(stderr: str) -> None:
+    noise = [line for line in stderr.splitlines() if any(n in line for n in TF_NOISE)]
+    assert noise == [], f"library noise on stderr: {noise[:5]}"
+
+
 def kerascheck(*args: str, cwd: str | None = None, env: dict | None = None, timeout: float = 120):
-    """Run the real console entry point in a fresh process; returns CompletedProcess."""
+    """Run the real console entry point in a fresh process; returns CompletedProcess.
+
+    Every run is also a check that nothing from TensorFlow, absl or Keras reached stderr
+    (unless the run asked for --verbose).
+    """
     full_env = {**os.environ, "NO_COLOR": "1", **(env or {})}
-    return subprocess.run(
+    proc = subprocess.run(
         [sys.executable, "-m", "kerascheck", *args],
         capture_output=True, text=True, cwd=cwd or ROOT, env=full_env, timeout=timeout,
     )
+    if "--verbose" not in args and "-v" not in args:
+        assert_quiet(proc.stderr)
+    return proc
 
 
 def import_file(path, name: str):
@@ -172,6 +190,8 @@ def run_measured(args: list, *, cwd=None, env=None, timeout: float = 120, preexe
         time.sleep(0.05)
     out, err = proc.communicate()
     seconds = time.monotonic() - start
+    if "kerascheck" in " ".join(map(str, args)) and "--verbose" not in args:
+        assert_quiet(err)
     log = os.environ.get("KERASCHECK_CORPUS_LOG")
     if log:
         with open(log, "a") as fh:

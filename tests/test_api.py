@@ -24,7 +24,9 @@ def test_in_memory_model_gives_the_findings_the_cli_gives_for_its_file(tmp_path)
     report = kerascheck.check(model, select=["softmax-loss-mismatch", "cannot-overfit"], budget=60)
     assert [w for w in model.get_weights()] and all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
     got = {(f.rule, f.layer, f.severity) for f in report.findings}
-    assert got == {("softmax-loss-mismatch", "yes", "error"), ("cannot-overfit", None, "error")}
+    # The softmax over one unit is the cause; the failed overfit is its consequence.
+    assert got == {("softmax-loss-mismatch", "yes", "error")}
+    assert [c["rule"] for c in report.findings[0].evidence["consequences"]] == ["cannot-overfit"]
     assert report.models[0].path == "<in-memory model 'one_unit'>"
 
     path = tmp_path / "one_unit.keras"

@@ -139,7 +139,7 @@ def test_data_of_the_wrong_type_is_one_line(tmp_path):
                       os.path.join(EXAMPLES, "double_softmax.keras"), env={"PYTHONPATH": str(tmp_path)})
     assert proc.returncode == 2
     (line,) = proc.stderr.strip().splitlines()
-    assert "input 'input_layer' expects float32 values but the file holds <U1" in line
+    assert "input 'input_layer' expects float32 values but the data holds <U1" in line
 
 
 def test_a_tight_budget_is_reported_not_hidden(tmp_path):

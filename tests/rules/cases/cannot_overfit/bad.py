@@ -31,6 +31,6 @@ CASES = [
         formats=("keras", "h5")),
     bad("all_frozen", all_frozen, Expect(None, "error", r"the model has no trainable weights")),
     bad("rate_far_too_small", rate_far_too_small,
-        Expect(None, "error", r"brought the loss only from [\d.]+ to [\d.]+ \(needs < 1%\).*the learning rate 1e-09 "
+        Expect(None, "error", r"brought the loss only from [\d.]+ to [\d.]+ \(needs < 1% of its start\).*the learning rate 1e-09 "
                               r"is far too small")),
 ]

@@ -45,6 +45,8 @@ CASES = [
     bad("adam_rate_ten", adam_rate_ten,
         Expect(ANY_LAYER, "error", r"^Training at learning rate 10 gave", {"nan_edge": (1e-4, 10.0)})),
     bad("nan_from_a_layer", nan_from_a_layer,
-        Expect("sqrt", "error", r"gave NaN/Inf at step 1 of 100; the first non-finite activations appeared in "
-                                r"layer 'sqrt'; even [\d.e-]+ diverged", {"why": "nan", "stable_rate": None})),
+        Expect("sqrt", "error", r"gave NaN/Inf at step 1 at every learning rate tried \(9 rates down to [\d.e-]+\), "
+                                r"so the learning rate is not the cause; the first non-finite activations appeared "
+                                r"in layer 'sqrt'\. At step 0 layer 'sqrt' already outputs \d+ NaN/Inf values",
+               {"why": "nan", "stable_rate": None, "kind": "nan-source"})),
 ]

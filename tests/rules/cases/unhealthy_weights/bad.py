@@ -121,12 +121,12 @@ def _rate_model(optimizer):
 
 
 CASES += [
+    # Both layers of one cause are one finding naming each with its number.
     bad("adam_rate_far_too_high", adam_rate_far_too_high,
-        Expect("hidden", "warning", r"changes the kernel of layer 'hidden' by 0\.\d+ of its norm .* is thrown around",
-               {"median_first_steps": (0.1, 10.0)}),
-        Expect("out", "warning", r"changes the kernel of layer 'out' by [\d.]+ of its norm",
-               {"median_first_steps": (0.1, 10.0)})),
+        Expect("hidden", "warning", r"^2 of 2 layers are thrown around: .*\('hidden' 0\.\d+, 'out' [\d.]+; median "
+                                    r"over the first steps at learning rate 0\.3\)",
+               {"median_first_steps": (0.1, 10.0), "layers": ["hidden", "out"]})),
     bad("sgd_rate_far_too_low", sgd_rate_far_too_low,
-        Expect("hidden", "warning", r"by [\d.e-]+ of its norm .*barely learns", {"median_first_steps": (0, 1e-5)}),
-        Expect("out", "warning", r"by [\d.e-]+ of its norm .*barely learns", {"median_first_steps": (0, 1e-5)})),
+        Expect("hidden", "warning", r"^2 of 2 layers barely learn: .*\('hidden' [\d.e-]+, 'out' [\d.e-]+;",
+               {"median_first_steps": (0, 1e-5), "layers": ["hidden", "out"]})),
 ]
