@@ -152,6 +152,8 @@ def check_file(path: str, rules: Sequence[Rule], static: bool = False, options=N
 
                 result.layers = layer_table(spec)
             tiers = _TierBuilder(facts, rules, options, result)
+            if options is not None and options.data and any("arrays" in r.needs for r in rules):
+                tiers.read_data()
             if not static and needs_loading(rules, static, options):
                 # Loaded first, so every rule reads the same facts: a subclassed model's
                 # layers get their real classes from the loaded model.
@@ -227,10 +229,22 @@ class _TierBuilder:
                 return f"the {_PROBE_NAMES.get(key, key)} probe failed: {probe.failures[key]}"
         return None
 
+    def read_data(self) -> None:
+        """The arrays of --data, read once for every rule that reads them (and the probes)."""
+        from kerascheck.probe.data import read_arrays
+
+        try:
+            self.facts.data = read_arrays(self.options.data)
+        except UsageError as exc:
+            self.result.errors.append({"message": str(exc)})
+
     def ensure_optional(self, rule: Rule) -> None:
-        if set(rule.needs) == {"data"} and not (self.options and self.options.data):
+        needs = set(rule.needs) - {"arrays"}
+        if not needs:
+            return  # reads the --data arrays only, already read
+        if needs == {"data"} and not (self.options and self.options.data):
             return  # its probe part measures --data only; nothing to build without it
-        if set(rule.needs) <= {"outputs"}:
+        if needs <= {"outputs"}:
             self.ensure("model")
             return
         self.ensure("probe")
@@ -254,7 +268,7 @@ class _TierBuilder:
         try:
             with _quiet(options):
                 model = load_model(self.facts.spec, options)
-                self.facts.info = prepare(model, self.facts.spec, options)
+                self.facts.info = prepare(model, self.facts.spec, options, self.facts.data)
                 self.facts.model = model
         except TierUnavailable as exc:
             self.failed["model"] = self.failed["probe"] = f"the model was not loaded: {exc}"
@@ -419,7 +433,8 @@ def needs_loading(rules: Sequence[Rule], static: bool, options=None) -> bool:
     if static:
         return False
     data = bool(options and options.data)
-    return any(r.tier != "spec" or (r.needs and (set(r.needs) != {"data"} or data)) for r in rules)
+    needs = [set(r.needs) - {"arrays"} for r in rules]
+    return any(r.tier != "spec" or (n and (n != {"data"} or data)) for r, n in zip(rules, needs))
 
 
 def check_paths(paths: Sequence[str], rules: Sequence[Rule], static: bool = False, options=None,

@@ -93,5 +93,6 @@ class Facts:
     spec: Any  # kerascheck.spec.ModelSpec
     model: Any = None  # the keras.Model kerascheck loaded (its own copy)
     info: Any = None  # kerascheck.probe.ModelInfo: inputs, outputs, layer names, what outputs mean
+    data: Any = None  # kerascheck.probe.data.RawData: the arrays of --data as given (None without --data)
     graph: Any = None  # kerascheck.graph.GraphFacts
     probe: Any = None  # kerascheck.probe.ProbeResults

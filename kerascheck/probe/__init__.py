@@ -49,12 +49,13 @@ class ModelInfo:
     measured_on: str = ""
 
 
-def prepare(model, spec, options: Options) -> ModelInfo:
+def prepare(model, spec, options: Options, raw=None) -> ModelInfo:
     """Inputs, outputs, layer names, input roles and output meanings of a loaded model."""
     from kerascheck.modelio import ModelIO, layer_paths, variable_owners
     from kerascheck.probe.roles import input_roles, output_meanings
 
-    raw = read_arrays(options.data) if options.data else None
+    if raw is None and options.data:
+        raw = read_arrays(options.data)
     io = ModelIO(model, spec, data_shapes(raw) if raw is not None else None)
     paths = layer_paths(model)
     roles = input_roles(model, io, spec)

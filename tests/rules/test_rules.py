@@ -65,7 +65,8 @@ def test_case(rule_name, kind, case, fmt, tmp_path):
     if kind in ("good", "healthy"):
         assert result.findings == [], f"unexpected findings: {described}"
         # Without --data, the rules that only measure the user's data are skipped, and say so.
-        data_only = {r.name for r in rules if r.tier == "probe" and r.needs == ("data",)} if not case.data else set()
+        data_only = {r.name for r in rules if (r.tier == "probe" and r.needs == ("data",)) or "arrays" in r.needs} \
+            if not case.data else set()
         unexpected = [s for s in result.skipped if s["rule"] not in data_only]
         assert unexpected == [], f"rule skipped on a good case: {unexpected}"
         assert all(s["reason"].startswith("needs --data") for s in result.skipped if s not in unexpected)
