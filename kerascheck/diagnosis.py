@@ -46,6 +46,13 @@ def _upstream_or_same(order: list, consequence_layer, cause_layer) -> bool:
     return a <= b
 
 
+def _downstream_or_same(order: list, consequence_layer, cause_layer) -> bool:
+    a, b = _layer_index(order, consequence_layer), _layer_index(order, cause_layer)
+    if a is None or b is None:
+        return consequence_layer == cause_layer
+    return a >= b
+
+
 def _explains(cause: Finding, other: Finding, order: list) -> bool:
     if cause is other or SEVERITY_RANK[cause.severity] < SEVERITY_RANK["warning"] and \
             cause.rule != "missing-rnn-clipping":
@@ -74,12 +81,17 @@ def _explains(cause: Finding, other: Finding, order: list) -> bool:
             if other.rule == "vanishing-gradients":
                 return _upstream_or_same(order, other.layer, cause.layer)
             if other.rule == "dead-units":
-                return other.layer == cause.layer or cause.layer in other.evidence.get("layers", {})
+                # Everything after a zero kernel sees the same constant for every example.
+                return _downstream_or_same(order, other.layer, cause.layer)
             if other.rule == "cannot-overfit":
                 return True
         return False
     if rule == "dead-units" and cause.evidence.get("dead_share", 0) >= 0.99:
-        # A layer whose units are all dead passes no gradient to anything before it.
+        # A layer whose units are all dead passes no gradient to anything before it,
+        # and the same zeros to everything after it.
+        if other.rule == "dead-units":
+            return "still input" in str(other.evidence.get("kind_of_problem")) and \
+                _downstream_or_same(order, other.layer, cause.layer) and other.layer != cause.layer
         if other.rule == "vanishing-gradients":
             return _upstream_or_same(order, other.layer, cause.layer)
         if other.rule == "cannot-overfit":

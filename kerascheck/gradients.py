@@ -98,8 +98,17 @@ def spike_ratios(norms) -> np.ndarray:
 
 
 def spikes(run) -> tuple[float, float]:
-    """(share of steps whose global norm jumps over 10x the median of the steps before, the largest jump)."""
-    ratios = spike_ratios(run.global_norms)
+    """(share of steps that spike, the largest jump over the recent median).
+
+    A step spikes when its global norm jumps over 10x the median of the steps just
+    before it and also over 10x the norms training started with. A trained model
+    meeting a batch it does not fit yet jumps from a floor of near-zero gradients to
+    what training started with, which does it no harm; an explosion goes far past it.
+    """
+    norms = np.asarray([n for n in run.global_norms if math.isfinite(n)], dtype=np.float64)
+    ratios = spike_ratios(norms)
     if len(ratios) < 7:
         return 0.0, 1.0
-    return float(np.mean(ratios > SPIKE_FACTOR)), float(max(ratios.max(), 1.0))
+    start = float(np.median(norms[:SPIKE_WINDOW]))
+    above_start = norms[SPIKE_WARMUP:] > SPIKE_FACTOR * start
+    return float(np.mean((ratios > SPIKE_FACTOR) & above_start)), float(max(ratios.max(), 1.0))

@@ -189,8 +189,9 @@ def layer_paths(model) -> dict:
             if isinstance(child, KerasSaveable):
                 state(child, path + (attr,), inside)
             elif isinstance(child, (list, dict, tuple)):
-                container(child, path if functional and attr == "layers" else path + (attr,), inside,
-                          by_name=functional and attr == "layers")
+                # A model's `layers` list names what it holds by layer name: for a subclass,
+                # the layers its sorted attributes reach only after "layers" ("out", "proj").
+                container(child, path if attr == "layers" else path + (attr,), inside, by_name=attr == "layers")
 
     def container(items, path: tuple, inside: bool, by_name: bool = False, seen=None) -> None:
         seen = seen if seen is not None else set()

@@ -627,8 +627,11 @@ class _SubclassWalker:
     def _visit(self, path: str, parts: tuple[str, ...], hint: str | None, out: list) -> None:
         kids = self.tree.kids(path)
         if "vars" not in kids:  # a list or dict of layers: items named after their class
+            by_name = parts[-1:] == ("layers",)  # a model's own `layers` list: items by layer name
             for kid in sorted(kids, key=_natural_key):
-                self._visit(_join(path, kid), parts + (kid,), kid, out)
+                recorded = self.tree.attr(_join(path, kid, "vars"), "name") if by_name else None
+                self._visit(_join(path, kid), (parts[:-1] + (recorded or kid,)) if by_name else parts + (kid,),
+                            kid, out)
             return
         inner = _join(path, "layers")
         if "layers" in kids and all("vars" in self.tree.kids(_join(inner, k)) for k in self.tree.kids(inner)):

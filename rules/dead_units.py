@@ -14,8 +14,9 @@ after mean-pooling over unmasked padding), the units cannot vary either, and the
 finding says the cause is upstream instead of suggesting a re-initialisation.
 
 Severity: a warning on `--data`; info on synthetic data, whose random inputs can
-leave units dead that real inputs reach. Calibration: on the healthy models of
-the test zoo probed with their own data, no ReLU layer had half its units dead.
+leave units dead that real inputs reach. Calibration (`python bench/calibrate.py`):
+on the 13 healthy models of the test zoo probed with their own data, no layer had
+more than 19% of its units dead or saturated.
 
 ## Why is this bad?
 A dead ReLU unit has zero gradient and never recovers; a saturated sigmoid or

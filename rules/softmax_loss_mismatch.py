@@ -12,6 +12,15 @@ and nested models) and compares it with the compiled loss:
   softmax output over several units with binary crossentropy;
 * a softmax over a single unit, or a categorical loss over a single unit.
 
+Where the output layer or its activation is your own code, or the model is a
+`keras.Model` subclass (whose config names no layers), the config cannot say what
+the output means: kerascheck loads the model and measures it on a sample (rows in
+[0, 1] that sum to 1 are probabilities; values each in [0, 1] are independent
+probabilities; anything else is unbounded), judges that, and says it measured it.
+Without the code (`--static`, or a class not supplied) such an output is unknown
+and the rule says nothing about it rather than guess. Your own loss functions are
+not judged.
+
 ## Why is this bad?
 Each of these trains something other than what you meant. A softmax over one
 unit outputs 1.0 for every input, yet crossentropy still shows a falling loss
@@ -37,10 +46,11 @@ outputs = keras.layers.Dense(10)(x)  # logits
 model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
 ```
 """
+from kerascheck.keras_names import BUILTIN_LAYERS
 from kerascheck.rule import Rule, Skip
 from kerascheck.topology import graph_of
 
-RULE = Rule(name="softmax-loss-mismatch", code="KC202", severity="error", tier="spec")
+RULE = Rule(name="softmax-loss-mismatch", code="KC202", severity="error", tier="spec", needs=("outputs",))
 
 CATEGORICAL = {"categorical_crossentropy", "sparse_categorical_crossentropy", "categorical_focal_crossentropy"}
 BINARY = {"binary_crossentropy", "binary_focal_crossentropy"}
@@ -52,21 +62,63 @@ UNBOUNDED = {"linear", "relu", "tanh", "elu", "selu", "gelu", "swish", "silu", "
 
 def check(facts):
     findings = list(_check(facts))
-    if not findings and facts.spec.outputs and (
+    if not findings and _outputs(facts) and (
             facts.spec.compile is None or all(loss is None for loss in facts.spec.compile.losses)):
         raise Skip("the file has no saved loss, so only the output activation could be checked")
     return findings
 
 
+MEASURED = {"probabilities": "softmax", "independent probabilities": "sigmoid", "unbounded": "linear"}
+SAID = {"probabilities": "rows in [0, 1] that sum to 1", "independent probabilities": "values each in [0, 1]",
+        "unbounded": "values outside [0, 1]"}
+
+
+def _outputs(facts) -> list:
+    """(output name, activation, units, layer applying it, how it is known) for each model output.
+
+    From the config where the output is Keras's own layer and activation; measured on
+    the loaded model where it is custom (or the model is a subclass, whose config
+    holds no layers); left out where it is custom and nothing was measured.
+    """
+    spec, info = facts.spec, facts.info
+    meanings = list(info.meanings) if info is not None else []
+    out = []
+    if not spec.outputs:  # a subclassed model: only the measurement says what it outputs
+        for i, meaning in enumerate(meanings):
+            if meaning in MEASURED:
+                port = info.io.outputs[i]
+                units = port.shape[-1] if port.shape else 1
+                out.append((port.name, MEASURED[meaning], units, None,
+                            f"it gives {SAID[meaning]} (measured on {info.measured_on})"))
+        return out
+    graph = graph_of(spec)
+    for i, qual in enumerate(spec.outputs):
+        act, units, where = graph.output_activation(qual)
+        layer = spec.layer(where)
+        custom_layer = layer is not None and layer.class_name.split(">")[-1] not in BUILTIN_LAYERS
+        if not custom_layer and act in SQUASHING | UNBOUNDED:
+            out.append((qual, act, units, where, None))
+            continue
+        meaning = meanings[i] if i < len(meanings) else "unknown"
+        if meaning not in MEASURED:
+            continue  # custom and not measured: say nothing rather than guess
+        what = f"custom layer {layer.class_name.split('>')[-1]}" if custom_layer else f"custom activation {act!r}"
+        out.append((qual, MEASURED[meaning], units, where,
+                    f"its {what} gives {SAID[meaning]} (measured on {info.measured_on})"))
+    return out
+
+
 def _check(facts):
     spec = facts.spec
-    graph = graph_of(spec)
     losses = spec.compile.losses if spec.compile is not None else ()
-    for i, out in enumerate(spec.outputs):
-        act, units, where = graph.output_activation(out)
+    for i, (out, act, units, where, measured) in enumerate(_outputs(facts)):
         loss = losses[i] if i < len(losses) else None
         base = {"output": out, "activation": act, "activation_layer": where, "units": units,
-                "loss": loss.name if loss else None, "from_logits": loss.from_logits if loss else None}
+                "loss": loss.name if loss else None, "from_logits": loss.from_logits if loss else None,
+                "measured": measured}
+        where = where or out
+        applies = f"already applies {act} in '{where}'" if measured is None else f"already outputs probabilities: {measured}"
+        is_what = f"is {act} (not a probability)" if measured is None else f"is not a probability: {measured}"
         if act == "softmax" and units == 1:
             yield RULE.finding(
                 layer=where,
@@ -77,13 +129,13 @@ def _check(facts):
                 evidence=base,
             )
             continue
-        if loss is None:
+        if loss is None or loss.custom:
             continue
         name = loss.name
         if act in SQUASHING and loss.from_logits:
             yield RULE.finding(
                 layer=where,
-                message=f"Output '{out}' already applies {act} in '{where}', but the loss {name} is "
+                message=f"Output '{out}' {applies}, but the loss {name} is "
                         "built with from_logits=True, so it treats probabilities as logits (the "
                         "TensorFlow backend hides this by reusing cached logits; other backends and "
                         "custom loops apply the activation twice).",
@@ -95,7 +147,7 @@ def _check(facts):
         elif name in PROBABILISTIC and not loss.from_logits and act in UNBOUNDED:
             yield RULE.finding(
                 layer=where,
-                message=f"Output '{out}' is {act} (not a probability) but the loss {name} expects "
+                message=f"Output '{out}' {is_what} but the loss {name} expects "
                         "probabilities (from_logits=False): Keras clips the output to [1e-7, 1-1e-7] "
                         "and most gradients vanish.",
                 fix=f"Build the loss with from_logits=True, e.g. keras.losses.{_class(name)}(from_logits=True), "
