@@ -40,8 +40,12 @@ class ModelIO:
         self.source = "the model's inputs"
         if self.functional:
             tensors = list(model.inputs)
-            names = [i.name for i in spec.inputs] if spec is not None and len(spec.inputs) == len(tensors) else \
-                [t.name.split(":")[0] for t in tensors]
+            # The inputs' own names, in the model's order (a config may list its InputLayers in
+            # another); the spec's names where Keras renamed the tensors.
+            names = [t.name.split(":")[0] for t in tensors]
+            spec_names = [i.name for i in spec.inputs] if spec is not None else []
+            if len(spec_names) == len(names) and not set(names) <= set(spec_names):
+                names = spec_names
             self.inputs = [Port(n, tuple(t.shape[1:]), str(t.dtype)) for n, t in zip(names, tensors)]
             try:
                 self._template = model.input

@@ -1047,7 +1047,10 @@ def _inputs(config: Mapping, layers: list[LayerSpec]) -> tuple[InputSpec, ...]:
             shape = layer.config.get("batch_shape") or layer.config.get("batch_input_shape")
             found.append(InputSpec(layer.name, _shape(shape), _dtype_name(layer.config.get("dtype"))))
     if found:
-        return tuple(found)
+        # In the order the model takes them, which input_layers gives (the layer list may differ).
+        order = list(_layer_refs(config["config"].get("input_layers")))
+        rank = {name: i for i, name in enumerate(order)}
+        return tuple(sorted(found, key=lambda inp: rank.get(inp.name, len(rank))))
     # A Sequential model without an InputLayer entry records its shape elsewhere.
     cfg = config["config"]
     shape = cfg.get("build_input_shape")

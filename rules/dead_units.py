@@ -11,7 +11,9 @@ layer that returns several tensors is measured output by output.
 It also measures each flagged layer's input: when that input hardly varies from
 one example to the next (its spread across examples below 5% of its size, as
 after mean-pooling over unmasked padding), the units cannot vary either, and the
-finding says the cause is upstream instead of suggesting a re-initialisation.
+finding says the cause is upstream instead of suggesting a re-initialisation
+(behind such an input a quarter of the units dead or saturated is flagged: each
+unit is then on for every example or for none).
 
 Severity: a warning on `--data`; info on synthetic data, whose random inputs can
 leave units dead that real inputs reach. Calibration (`python bench/calibrate.py`):
@@ -43,6 +45,9 @@ RULE = Rule(name="dead-units", code="KC605", severity="warning", tier="probe", n
 
 SHARE = 0.5
 STILL_INPUT = 0.05  # a layer input whose spread across examples is below this share of its size
+# Behind a still input each unit is on for every example or for none, so about half of them are
+# dead by chance: a quarter is enough to show it.
+STILL_SHARE = 0.25
 
 
 def check(facts):
@@ -50,8 +55,12 @@ def check(facts):
     if probe.activations is None:
         raise Skip("Keras could not expose the outputs of this model's layers")
     severity = "info" if probe.synthetic else "warning"
-    dead = [(layer, st) for layer, st in probe.activations.items() if st.get("dead_share", 0) >= SHARE]
-    saturated = [(layer, st) for layer, st in probe.activations.items() if st.get("saturated_share", 0) >= SHARE]
+    def flagged(st, key):
+        still = st.get("input_variation", 1.0) < STILL_INPUT
+        return st.get(key, 0) >= (STILL_SHARE if still else SHARE)
+
+    dead = [(layer, st) for layer, st in probe.activations.items() if flagged(st, "dead_share")]
+    saturated = [(layer, st) for layer, st in probe.activations.items() if flagged(st, "saturated_share")]
     for group, kind in ((dead, "dead"), (saturated, "saturated")):
         still = [(l, st) for l, st in group if st.get("input_variation", 1.0) < STILL_INPUT]
         moving = [(l, st) for l, st in group if st.get("input_variation", 1.0) >= STILL_INPUT]

@@ -208,6 +208,71 @@ def check(facts):
                 f"custom_objects={{{cls.split('>')[-1]!r}: {cls.split('>')[-1]}}}).",
             evidence={"class_name": cls, **entry},
         )
+    for (kind, name), entry in _inventory(spec, set(custom)).items():
+        if ">" in name:  # Keras writes a registered function as module "builtins", "package>name"
+            origin, reg = f"registered as {name!r}", ""
+        else:
+            origin = f"module {entry['module']!r}" if entry["module"] else "no module"
+            reg = f", registered as {entry['registered_name']!r}" if entry["registered_name"] else ""
+        where = ", ".join(entry["where"][:5]) + (" ..." if len(entry["where"]) > 5 else "")
+        short = name.split(">")[-1]
+        yield RULE.finding(
+            layer=None,
+            severity="info",
+            message=f"The model needs the custom {kind} {short!r} ({origin}{reg}) {where}. Loading it imports "
+                    "your code.",
+            fix=f"Make sure the {kind} comes from your own code: keras.models.load_model(path, "
+                f"custom_objects={{{short!r}: {short}}}).",
+            evidence={"class_name" if kind == "class" else "function": name, "module": entry["module"],
+                      "registered_name": entry["registered_name"], "used": entry["where"]},
+        )
+
+
+def _inventory(spec, layer_classes: set) -> dict:
+    """{(kind, name): {module, registered_name, where}} of the user's code the config names outside
+    layer entries: the subclassed model itself, custom losses, metrics, activations, initialisers,
+    Lambda functions. Names that point outside the user's code are findings of their own."""
+    found: dict = {}
+    layer_configs = {id(layer.config) for layer in spec.layers}
+
+    def note(kind, name, module, registered, where):
+        entry = found.setdefault((kind, name), {"module": module, "registered_name": registered, "where": []})
+        if where not in entry["where"]:
+            entry["where"].append(where)
+
+    if spec.config.get("class_name") not in ("Functional", "Sequential", "Model") and \
+            _users(spec.config.get("module"), spec.config["class_name"], spec.config.get("registered_name")):
+        note("class", spec.config["class_name"], spec.config.get("module"), spec.config.get("registered_name"),
+             "as the model itself (a keras.Model subclass)")
+    stack = [(spec.config, ())]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, dict):
+            cls, cfg = node.get("class_name"), node.get("config")
+            if path and isinstance(cls, str) and not (isinstance(cfg, dict) and id(cfg) in layer_configs):
+                module, registered = node.get("module"), node.get("registered_name")
+                if cls == "function" and isinstance(cfg, str):
+                    if _users(module, cfg, registered, function=True):
+                        note("function", cfg, module, registered if registered != "function" else None,
+                             f"at {_path_text(path)}")
+                elif cls not in layer_classes and cls not in BUILTIN_LAYERS and _users(module, cls, registered):
+                    note("class", cls, module, registered, f"at {_path_text(path)}")
+            stack.extend((v, path + (k,)) for k, v in node.items() if isinstance(v, (dict, list)))
+        elif isinstance(node, list):
+            stack.extend((v, path + (i,)) for i, v in enumerate(node) if isinstance(v, (dict, list)))
+    return found
+
+
+def _users(module, name, registered, function: bool = False) -> bool:
+    """Whether a config object names the user's own code (neither Keras's, nor Python's, nor hostile)."""
+    if ">" in str(name) or ">" in str(registered or ""):
+        return True
+    if not isinstance(module, str):
+        return False
+    root = module.split(".")[0]
+    if root in KERAS_PACKAGES or root in PYTHON_MODULES or root in LIBRARY_MODULES:
+        return False
+    return _classify(module, str(name), function) is None
 
 
 def _training_config(spec):

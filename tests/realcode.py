@@ -228,7 +228,7 @@ def data_vae(n=128, seed=0):
 # ------------------------------------------------------------------------- CTC OCR
 
 CHARS = 10
-IMG_W, IMG_H, LABEL_LEN = 64, 16, 4
+IMG_W, IMG_H, LABEL_LEN = 32, 16, 2
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -275,13 +275,13 @@ def data_ctc_ocr(n=64, seed=0):
     img = np.zeros((n, IMG_W, IMG_H, 1), "float32")
     for i in range(n):
         for k, ch in enumerate(labels[i].astype(int)):
-            img[i, k * 16 + 4:k * 16 + 12, ch + 3, 0] = 1.0
+            img[i, k * 16 + 4:k * 16 + 12, ch + 3, 0] = 1.0  # one glyph per 16 columns
     return {"image": img, "label": labels}, None
 
 
 # --------------------------------------------------------------- LSTM encoder-decoder
 
-ENC_TOKENS, DEC_TOKENS, LATENT_DIM = 12, 14, 16
+ENC_TOKENS, DEC_TOKENS, LATENT_DIM = 12, 14, 48
 
 
 def seq2seq():
@@ -300,10 +300,11 @@ def seq2seq():
     return model
 
 
-def data_seq2seq(n=128, seed=0, steps=10):
-    """Copy task: the decoder reproduces the encoder's tokens (teacher forcing, one-hot)."""
+def data_seq2seq(n=128, seed=0, steps=8):
+    """Counting: each sequence counts up from a random token; with teacher forcing the decoder
+    predicts the next token from the one before (one-hot)."""
     rng = np.random.default_rng(seed)
-    tokens = rng.integers(0, ENC_TOKENS, (n, steps))
+    tokens = (rng.integers(0, ENC_TOKENS, (n, 1)) + np.arange(steps)) % ENC_TOKENS
     enc = np.eye(ENC_TOKENS, dtype="float32")[tokens]
     target = np.eye(DEC_TOKENS, dtype="float32")[tokens]
     dec = np.concatenate([np.zeros((n, 1, DEC_TOKENS), "float32"), target[:, :-1]], axis=1)
@@ -313,7 +314,7 @@ def data_seq2seq(n=128, seed=0, steps=10):
 # ---------------------------------------------------------- image classifier from scratch
 
 
-def image_classifier(input_shape=(32, 32, 3), num_classes=2):
+def image_classifier(input_shape=(16, 16, 3), num_classes=2):
     data_augmentation = [layers.RandomFlip("horizontal"), layers.RandomRotation(0.1)]
     inputs = keras.Input(shape=input_shape)
     x = inputs
@@ -324,7 +325,7 @@ def image_classifier(input_shape=(32, 32, 3), num_classes=2):
     x = layers.BatchNormalization()(x)
     x = layers.Activation("relu")(x)
     previous_block_activation = x
-    for size in [32, 64]:
+    for size in [16, 32]:
         x = layers.Activation("relu")(x)
         x = layers.SeparableConv2D(size, 3, padding="same")(x)
         x = layers.BatchNormalization()(x)
@@ -335,7 +336,7 @@ def image_classifier(input_shape=(32, 32, 3), num_classes=2):
         residual = layers.Conv2D(size, 1, strides=2, padding="same")(previous_block_activation)
         x = layers.add([x, residual])
         previous_block_activation = x
-    x = layers.SeparableConv2D(64, 3, padding="same")(x)
+    x = layers.SeparableConv2D(32, 3, padding="same")(x)
     x = layers.BatchNormalization()(x)
     x = layers.Activation("relu")(x)
     x = layers.GlobalAveragePooling2D()(x)
@@ -352,8 +353,8 @@ def data_image_classifier(n=128, seed=0):
     """Pixels 0..255; class 1 images are brighter in the left half."""
     rng = np.random.default_rng(seed)
     y = rng.integers(0, 2, n)
-    x = rng.uniform(0, 200, (n, 32, 32, 3)).astype("float32")
-    x[y == 1, :, :16] += 55
+    x = rng.uniform(0, 200, (n, 16, 16, 3)).astype("float32")
+    x[y == 1, :, :8] += 55
     return x, y.astype("float32").reshape(-1, 1)
 
 
@@ -428,13 +429,53 @@ class CTCLossLayer(layers.Layer):
                                             mask_index=CHARS + 1), -1)
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
+def identity_loss(y_true, y_pred):
+    """The Keras 2 captcha pattern: the model outputs its loss; compile() just averages it."""
+    return ops.mean(y_pred)
+
+
 def ctc_loss_layer():
     labels = layers.Input((LABEL_LEN,), name="labels")
     feats = layers.Input((IMG_W // 4, 16), name="features")
-    probs = layers.Dense(CHARS + 2, activation="softmax", name="probs")(feats)
+    hidden = layers.Dense(16, activation="relu", name="hidden")(feats)
+    probs = layers.Dense(CHARS + 2, activation="softmax", name="probs")(hidden)
     loss = CTCLossLayer(name="ctc")([labels, probs])
     model = keras.Model([labels, feats], loss)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3, global_clipnorm=1.0), loss=identity_loss)
     return model
+
+
+def data_ctc_loss_layer(n=64, seed=0):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, CHARS, (n, LABEL_LEN)).astype("float32")
+    feats = rng.normal(size=(n, IMG_W // 4, 16)).astype("float32")
+    for i in range(n):  # the features carry the labels, one per half of the sequence
+        for k, ch in enumerate(labels[i].astype(int)):
+            feats[i, k * (IMG_W // 8):(k + 1) * (IMG_W // 8), ch] += 3.0
+    return {"labels": labels, "features": feats}, np.zeros((n, 1), "float32")
+
+
+PADDED_LEN = 64
+
+
+def padded_pooling():
+    """Mean-pooling over padding that nothing masks: every review pools to about the same vector."""
+    inputs = layers.Input(shape=(PADDED_LEN,), dtype="int32")
+    x = layers.Embedding(VOCAB, 8)(inputs)
+    x = layers.GlobalAveragePooling1D()(x)
+    x = layers.Dense(32, activation="relu", name="features")(x)
+    outputs = layers.Dense(2, activation="softmax")(x)
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    return model
+
+
+def data_padded_pooling(n=256, seed=0):
+    rng = np.random.default_rng(seed)
+    x = np.zeros((n, PADDED_LEN), "int32")
+    x[:, 0] = rng.integers(1, VOCAB, n)  # one token, then padding
+    return x, (x[:, 0] % 2).astype("int64")
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -461,6 +502,26 @@ def no_kwargs_layer():
     return model
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class FailsWhenTraining(layers.Layer):
+    """Refuses to run in training mode: every training probe fails, the inference probes do not."""
+
+    def call(self, x, training=None):
+        if training:
+            import tensorflow as tf
+
+            tf.debugging.assert_non_negative(x - 1e9, message="this layer refuses to train")
+        return x
+
+
+def fails_when_training():
+    inp = keras.Input((8,))
+    x = FailsWhenTraining()(layers.Dense(8, activation="relu")(inp))
+    model = keras.Model(inp, layers.Dense(2)(x))
+    model.compile(optimizer="adam", loss="mse")
+    return model
+
+
 BUILDERS = {
     "transformer_classifier": transformer_classifier,
     "embedding_classifier": embedding_classifier,
@@ -471,6 +532,8 @@ BUILDERS = {
     "siamese": siamese,
     "ctc_loss_layer": ctc_loss_layer,
     "no_kwargs_layer": no_kwargs_layer,
+    "padded_pooling": padded_pooling,
+    "fails_when_training": fails_when_training,
 }
 
 

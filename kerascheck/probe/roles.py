@@ -19,6 +19,8 @@ CATEGORICAL_LAYERS = {"Embedding": "input_dim", "CategoryEncoding": "num_tokens"
 # Ops that carry an input's values along unchanged in meaning, followed when tracing.
 _CARRY = {"Identity", "Cast", "Reshape", "ExpandDims", "Squeeze", "StridedSlice", "Slice", "Transpose",
           "Floor", "Round", "Rint", "Abs", "IdentityN"}
+# And, once the values are integers, the ops that wrap negative ids or clip them (Keras's take()).
+_INDEX_ARITHMETIC = {"AddV2", "Add", "SelectV2", "Select", "Maximum", "Minimum", "ClipByValue", "FloorMod"}
 _GATHERS = {"ResourceGather", "GatherV2", "Gather", "GatherNd", "ResourceGatherNd"}
 DEFAULT_IDS = 10
 
@@ -124,7 +126,7 @@ def _follow(start, shapes: dict, out_units: list) -> InputRole | None:
                 return InputRole(ids=depth or DEFAULT_IDS, categorical=True, why="one-hot encoded by the model")
             if op.type == "Cast" and op.get_attr("DstT").is_integer:
                 cast_to_int = True
-            if op.type in _CARRY:
+            if op.type in _CARRY or (op.type in _INDEX_ARITHMETIC and t.dtype.is_integer):
                 frontier.extend(op.outputs)
     if cast_to_int:
         # Integers with no table to bound them (labels fed as an input): small ids that stay
