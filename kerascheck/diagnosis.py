@@ -62,6 +62,12 @@ def _explains(cause: Finding, other: Finding, order: list) -> bool:
     if rule == "nonfinite-data" or (rule == "unhealthy-weights" and kind == "nonfinite"):
         return _probe_measurement(other) or other.rule in ("unscaled-inputs", "unscaled-targets") and \
             rule == "nonfinite-data"
+    # The labels show which side of an output's activation/loss pair is wrong; the config-only finding on
+    # the same output and pair is the same cause with less evidence (and a fix that does not choose).
+    if rule == "label-mismatch" and other.rule == "softmax-loss-mismatch":
+        ours, theirs = cause.evidence, other.evidence
+        return bool(ours.get("rewires")) and SEVERITY_RANK[cause.severity] >= SEVERITY_RANK[other.severity] and \
+            all(ours.get(key) == theirs.get(key) for key in ("output", "activation", "loss"))
     # Labels the output cannot reach, or an output the loss misreads: nothing can be memorised.
     if rule in ("label-mismatch", "softmax-loss-mismatch") and cause.severity == "error":
         return other.rule == "cannot-overfit" or (rule == "label-mismatch" and other.rule == "nan-in-training")
