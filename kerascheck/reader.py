@@ -21,6 +21,7 @@ import json
 import os
 import re
 import struct
+import time
 import zipfile
 from typing import Any, Iterator, Mapping
 
@@ -384,22 +385,83 @@ def _read_h5(path: str, stack: contextlib.ExitStack) -> ModelSpec:
 
 
 def _read_attr_bytes(h5, name: str) -> bytes:
+    def read() -> bytes:
+        try:
+            attr_id = h5.attrs.get_id(name)
+            if attr_id.get_storage_size() > MAX_JSON_BYTES:
+                raise InputError(f"attribute {name} is larger than {_human(MAX_JSON_BYTES)}")
+            value = h5.attrs[name]
+        except InputError:
+            raise
+        except Exception as exc:
+            raise InputError(f"attribute {name} cannot be read ({_short(exc)})") from None
+        if isinstance(value, np.ndarray) and value.shape == ():
+            value = value[()]
+        if isinstance(value, str):
+            return value.encode("utf-8", "surrogatepass")
+        if isinstance(value, (bytes, np.bytes_)):
+            return bytes(value)
+        raise InputError(f"attribute {name} is not text")
+
+    # A corrupt global heap makes HDF5's C library loop forever while it reads a text
+    # attribute (found by fuzzing); a child process that can be stopped does the read.
+    return bounded(read, ATTR_SECONDS, f"attribute {name} could not be read within {ATTR_SECONDS:g} s (corrupt "
+                                       "HDF5: the library loops on it)")
+
+
+ATTR_SECONDS = 5.0
+
+
+def bounded(fn, seconds: float, timeout_message: str) -> bytes:
+    """fn() -> bytes in a forked child, stopped after `seconds`; in-process where forking is unsafe.
+
+    Forking is safe here only before TensorFlow is imported (its threads hold locks a
+    child would inherit): the spec tier of a worker runs before anything imports it.
+    """
+    import select
+    import signal
+    import sys
+
+    if os.name != "posix" or "tensorflow" in sys.modules or not hasattr(os, "fork"):
+        return fn()
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: one read, its result down the pipe, and out without cleanup
+        code = 0
+        try:
+            os.close(r)
+            try:
+                payload = b"K" + fn()
+            except InputError as exc:
+                payload = b"E" + str(exc).encode("utf-8", "replace")
+            view = memoryview(payload)
+            while view:
+                view = view[os.write(w, view):]
+        except BaseException:
+            code = 3
+        finally:
+            os._exit(code)
+    os.close(w)
+    chunks, deadline = [], time.monotonic() + seconds
     try:
-        attr_id = h5.attrs.get_id(name)
-        if attr_id.get_storage_size() > MAX_JSON_BYTES:
-            raise InputError(f"attribute {name} is larger than {_human(MAX_JSON_BYTES)}")
-        value = h5.attrs[name]
-    except InputError:
-        raise
-    except Exception as exc:
-        raise InputError(f"attribute {name} cannot be read ({_short(exc)})") from None
-    if isinstance(value, np.ndarray) and value.shape == ():
-        value = value[()]
-    if isinstance(value, str):
-        return value.encode("utf-8", "surrogatepass")
-    if isinstance(value, (bytes, np.bytes_)):
-        return bytes(value)
-    raise InputError(f"attribute {name} is not text")
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([r], [], [], left)[0]:
+                os.kill(pid, signal.SIGKILL)
+                raise InputError(timeout_message)
+            chunk = os.read(r, 1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(r)
+        os.waitpid(pid, 0)
+    data = b"".join(chunks)
+    if data[:1] == b"K":
+        return data[1:]
+    if data[:1] == b"E":
+        raise InputError(data[1:].decode("utf-8", "replace"))
+    raise InputError(timeout_message.split(" within ")[0] + " (the read failed)")
 
 
 def _attr_str(obj, name: str) -> str | None:

@@ -52,6 +52,8 @@ def test_bundled_examples_under_the_probes():
     assert graph == {("risky-division", "standardize", "error", 16), ("unstable-softmax", "attention", "error", 24)}
     assert models["healthy.keras"]["findings"] == [] and models["healthy.keras"]["skipped"] == []
     found = {(f["rule"], f["layer"]) for f in models["bad_init.keras"]["findings"]}
+    found |= {(c["rule"], c["layer"]) for f in models["bad_init.keras"]["findings"]
+              for c in f["evidence"].get("consequences", [])}
     assert {("dead-units", "zeros"), ("cannot-overfit", None), ("vanishing-gradients", "zeros")} <= found
     lam = models["lambda_layer.keras"]
     assert lam["findings"] == [] and len(lam["skipped"]) == 8

@@ -174,3 +174,35 @@ def test_spec_describes_inputs_outputs_and_compile(tmp_path):
             assert spec.compile.losses[0].name == "categorical_crossentropy"
             assert spec.compile.losses[0].from_logits is True
             assert spec.keras_version == keras.__version__
+
+
+def test_a_read_that_never_ends_is_stopped_with_one_line():
+    """HDF5's C library can loop forever reading a corrupt text attribute (found by fuzzing): the
+    reader does that read in a child process it can stop, and says so in one line. Run where the
+    spec tier runs, in a process that has not imported TensorFlow."""
+    import subprocess
+    import sys
+
+    script = (
+        "import time\n"
+        "from kerascheck.errors import InputError\n"
+        "from kerascheck.reader import bounded\n"
+        "start = time.monotonic()\n"
+        "try:\n"
+        "    bounded(lambda: time.sleep(60) or b'', 0.5, 'attribute model_config could not be read within 0.5 s')\n"
+        "except InputError as exc:\n"
+        "    print('stopped:', exc, round(time.monotonic() - start, 1))\n"
+        "assert bounded(lambda: b'{}' * 100_000, 5, 'unused') == b'{}' * 100_000\n"
+        "def refuse():\n"
+        "    raise InputError('attribute model_config is not text')\n"
+        "try:\n"
+        "    bounded(refuse, 5, 'unused')\n"
+        "except InputError as exc:\n"
+        "    print('refused:', exc)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    stopped, refused = proc.stdout.strip().splitlines()
+    assert stopped.startswith("stopped: attribute model_config could not be read within 0.5 s")
+    assert float(stopped.split()[-1]) < 5
+    assert refused == "refused: attribute model_config is not text"
