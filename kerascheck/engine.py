@@ -225,6 +225,8 @@ class _TierBuilder:
             return None
         for need in rule.needs:
             key = "train" if need in ("sweep", "gradients") else need
+            if key in getattr(probe, "not_applicable", {}):
+                return probe.not_applicable[key]
             if key in probe.failures:
                 return f"the {_PROBE_NAMES.get(key, key)} probe failed: {probe.failures[key]}"
         return None

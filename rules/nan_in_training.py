@@ -13,6 +13,12 @@ NaNs in the first hundred iterations almost always mean the learning rate is
 too high. Good rates sit 1-10x below the rate at which training diverges;
 everything the net learns before the blow-up is lost.
 
+On a live training run (`kerascheck.Monitor`), it reports the step and epoch at
+which the loss Keras logs (or the weights) turned non-finite, the learning rate in
+force then, and the first layer whose activations, gradients or weights went
+non-finite when the step was replayed from the last finite weights on the batch
+that broke them.
+
 ## How to fix
 Lower the learning rate to the recommended value (or clip gradients, for RNNs),
 then check the loss falls smoothly.
@@ -35,6 +41,9 @@ RULE = Rule(name="nan-in-training", code="KC103", severity="error", tier="probe"
 
 def check(facts):
     probe = facts.probe
+    if getattr(probe, "live", None) is not None:
+        yield from _live(facts, probe, probe.live)
+        return
     run = probe.train
     if run is None:
         raise Skip("the model has no trainable weights")
@@ -78,6 +87,35 @@ def check(facts):
     )
 
 
+def _live(facts, probe, run):
+    """The user's own training run went non-finite (or exploded) at a known step."""
+    if run.diverged_step is None:
+        return
+    lr, step, epoch = run.learning_rate, run.diverged_step, run.diverged_epoch
+    what = {"nan": "gave NaN/Inf", "weights": "turned the weights NaN/Inf (the loss Keras logged stayed finite)"}.get(
+        run.why, "gave a loss over 1000x its first measured value")
+    first = probe.nan_layer
+    layer = first["layer"] if first else None
+    if first and first["where"] == "gradient growth":
+        where = f"; the gradient of layer '{layer}' grew {first['growth']:.3g}x before it"
+    elif first:
+        where = (f"; replayed from the last finite weights on the batch that broke them, the first non-finite "
+                 f"{first['where']} appeared in layer '{layer}'")
+    else:
+        where = f"; {run.replay}" if run.replay else ""
+    optimizer = (facts.spec.compile.optimizer.class_name if facts.spec.compile and facts.spec.compile.optimizer
+                 else run.optimizer or "Adam")
+    yield RULE.finding(
+        layer=layer,
+        message=f"Training at learning rate {lr:.3g} {what} at step {step} (epoch {epoch}){where}.",
+        fix=f"Lower the learning rate 3-10x: keras.optimizers.{optimizer}(learning_rate={_round(lr / 10):g}), or "
+            "clip the gradients (global_clipnorm=1.0); monitor.last_finite holds the last finite weights and the "
+            "batch, to replay the step.",
+        evidence={**context(probe), "train": run.to_evidence(), "why": run.why, "step": step, "epoch": epoch,
+                  "learning_rate": lr, "first_nonfinite": first, "replay": run.replay, "kind": "rate"},
+    )
+
+
 def _not_the_rate(probe, run, edge, what, where, layer, evidence):
     """Every rate down to `edge` diverged: the cause is the initialisation, the scale, or a NaN source."""
     growth = [g for g in probe.growth if g["rms"] == g["rms"] and g["rms"] > 0]
@@ -111,7 +149,7 @@ def _not_the_rate(probe, run, edge, what, where, layer, evidence):
     else:
         message = (f"Training gave {what} at step {run.diverged_at + 1} at every learning rate tried ({tried}), so "
                    f"the learning rate is not the cause{where}"
-                   + (f". At step 0 " + "; ".join(measured) if measured else "") + f"{data_note(probe)}.")
+                   + (". At step 0 " + "; ".join(measured) if measured else "") + f"{data_note(probe)}.")
         fix = ("Find what first produces the NaN/Inf: NaN in the data or the weights, or a custom layer or loss "
                "that divides by zero or takes the log of zero; lowering the rate will not help.")
         kind = "nan-source"

@@ -2,10 +2,8 @@
 no tier skipped, no false alarm, and the right reasons when something cannot run."""
 import os
 
-import keras
 import numpy as np
 import pytest
-from keras import layers
 
 import realcode
 from helpers import kerascheck, probe_options

@@ -10,7 +10,6 @@ that need it are skipped with that reason; the others keep their evidence.
 """
 from __future__ import annotations
 
-import math
 import os
 import time
 import traceback
@@ -105,6 +104,7 @@ class ProbeResults:
     input_stats: list = field(default_factory=list)  # per model input, from --data only
     target_stats: dict | None = None  # from --data y only
     failures: dict = field(default_factory=dict)  # probe -> why it could not run
+    not_applicable: dict = field(default_factory=dict)  # probe -> why it does not apply (said as it stands)
     meanings: list = field(default_factory=list)  # per output, as measured
     label_kinds: list = field(default_factory=list)  # per output: how its labels look
     learning_rate: float | None = None  # the configured rate at step 0

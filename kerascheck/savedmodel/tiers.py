@@ -9,7 +9,7 @@
   function imported into a tf.Graph (importing runs nothing); suspects are confirmed by
   running the signature on edge inputs and fetching the op's own inputs and result.
 * probe: batch-dependence from calls of the signature. Training probes have nothing to
-  train with: their rules are skipped with that reason (kerascheck.savedmodel.skips).
+  train with: their rules are skipped with that reason (ProbeResults.not_applicable).
 """
 from __future__ import annotations
 
@@ -21,7 +21,6 @@ from collections import Counter
 import numpy as np
 
 from kerascheck.savedmodel.audit import audit
-from kerascheck.savedmodel.skips import TRAINING_REASON, SavedModelSkips
 
 BATCH_EXAMPLES = 8
 LARGE_MODEL_PARAMS = 5_000_000
@@ -30,6 +29,9 @@ _SUFFIX = re.compile(r"_\d+$")
 
 
 # ------------------------------------------------------------------ the tiers
+
+
+TRAINING_REASON = "a SavedModel keeps no optimizer or loss to train with; kerascheck only runs its serving signature"
 
 
 def load(builder) -> None:
@@ -74,18 +76,17 @@ def graph(builder) -> None:
     except Exception as exc:
         if os.environ.get("KERASCHECK_DEBUG"):
             raise
-        raise _Unavailable(f"the serving graph could not be analysed: {type(exc).__name__}: "
-                           f"{_first_line(exc)}") from None
+        from kerascheck.modelio import error_line
+
+        raise _Unavailable(f"the serving graph could not be analysed: {error_line(exc)}") from None
     builder.result.tiers.append("graph")
     builder.result.graph = builder.facts.graph
 
 
 def probe(builder) -> None:
-    from kerascheck.engine import _Unavailable, all_rules
+    from kerascheck.engine import _Unavailable
 
     model, spec, options = builder.facts.model, builder.facts.spec, builder.options
-    training = {r.name for r in all_rules() if r.tier == "probe" and "batch" not in r.needs}
-    builder.result.skipped = SavedModelSkips(builder.result.skipped, training)
     started = time.monotonic()
     try:
         sample, description, synthetic = _sample(model, spec, options)
@@ -95,31 +96,21 @@ def probe(builder) -> None:
     except Exception as exc:  # TensorFlow refusing the graph is a fact about the folder
         if os.environ.get("KERASCHECK_DEBUG"):
             raise
-        raise _Unavailable(f"the signature could not be run: {type(exc).__name__}: {_first_line(exc)}") from None
-    results = _probe_results_class()(
+        from kerascheck.modelio import error_line
+
+        raise _Unavailable(f"the signature could not be run: {error_line(exc)}") from None
+    from kerascheck.probe import ProbeResults
+
+    results = ProbeResults(
         device=options.device_used or "CPU", synthetic=synthetic,
         data_description=f"{description}, through signature '{spec.saved.serving.key}'",
         defaults=[], loss_name="", task="regression", batch=batch)
-    # The engine skips each rule whose probe is listed here, with this reason.
-    results.failures = {need: TRAINING_REASON for need in ("train", "overfit", "activations", "data")}
+    # The engine skips each rule whose probe is listed here, with this reason as it stands.
+    results.not_applicable = {need: TRAINING_REASON for need in ("train", "overfit", "activations", "data")}
     results.seconds = time.monotonic() - started
     builder.facts.probe = results
     builder.result.tiers.append("probe")
     builder.result.probe = results
-
-
-def _probe_results_class():
-    try:
-        from kerascheck.probe import ProbeResults
-    except ImportError:  # before the probes became a package
-        from kerascheck.probes import ProbeResults
-    return ProbeResults
-
-
-def _first_line(exc: BaseException) -> str:
-    """The line of a TensorFlow error that says what went wrong, without its traceback noise."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip() and not line.strip().startswith("File ")]
-    return (lines[0] if lines else type(exc).__name__)[:200]
 
 
 def _numeric(dtype: str) -> bool:
@@ -191,8 +182,6 @@ class ServingModel:
         return [v.numpy() for v in values[:n]], ([v.numpy() for v in values[n:]] if fetched else [])
 
     def _trace(self):
-        import tensorflow as tf
-
         from kerascheck.bounds import is_float
         from kerascheck.graph import FETCHED, MAX_FETCHED, MAX_FETCHED_VALUES, _values_per_example
 
@@ -244,7 +233,9 @@ class ServingModel:
         try:
             return tf.function(serve, input_signature=specs, autograph=False).get_concrete_function()
         except Exception as exc:
-            raise _ModelError(f"TensorFlow refused the graph ({type(exc).__name__}: {_first_line(exc)})") from None
+            from kerascheck.modelio import error_line
+
+            raise _ModelError(f"TensorFlow refused the graph ({error_line(exc)})") from None
 
 
 def _device(options):
