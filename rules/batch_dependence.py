@@ -6,6 +6,12 @@ ways: as one batch, one at a time (batch size 1), and as a shuffled batch. Each
 example's output must be the same every time. When it is not, the rule finds the
 first layer whose outputs part.
 
+It is not judged when the model's inference output is NaN/Inf (another finding
+explains that), nor when the same batch gives different outputs on two calls (a
+layer that draws noise at inference, like a VAE's sampling layer): the skip says
+which layer. Severity: an error, on synthetic data and on `--data` alike (a batch
+dependence does not depend on what the examples are).
+
 ## Why is this bad?
 A model that mixes information across the batch at inference (a custom layer
 normalising over axis 0, a mean over the wrong axis, a batch-statistics layer

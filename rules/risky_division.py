@@ -12,7 +12,12 @@ are not looked at. Each suspect op is then run on edge inputs (all zeros, a
 constant row, the sample scaled by 1e3 and 1e4): if one of them gives Inf/NaN at
 the op while its inputs are finite, the finding is confirmed and an error;
 otherwise it is a warning. When the layer's code is on disk (`--custom-objects`),
-the finding points at the file and line.
+the finding points at the file and line. An op written inside a Keras or
+TensorFlow function your code calls (`keras.ops.ctc_loss`, `tf.nn.ctc_loss`) is
+the library's, not yours: it is reported only when an edge input turns your
+layer's own output (or your loss's value) non-finite through it, and then at your
+call of that function. Severity does not depend on `--data`: the edge inputs are
+derived from it when given, from synthetic inputs otherwise.
 
 ## Why is this bad?
 `x / s` with `s = 0` is Inf, `0 / 0` is NaN, and `log(0)` is -Inf. One such value

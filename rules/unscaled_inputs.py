@@ -20,7 +20,8 @@ be seen.
 
 This hint is at info severity: preprocessing often happens outside the model
 (the `keras.applications` models are built that way), and kerascheck cannot see
-that from the file alone; `--data` measures it.
+that from the file alone; `--data` measures it, and what it measures is a
+warning. Synthetic data is never measured (its scale is kerascheck's choice).
 
 ## Why is this bad?
 Raw pixels in 0..255 make the first layer's pre-activations hundreds of times

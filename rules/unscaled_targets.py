@@ -5,6 +5,7 @@ With `--data` holding targets `y`, and a regression loss on a linear output,
 measures the targets' mean and standard deviation and flags targets whose
 magnitude or spread is above 10 (or whose features differ in scale by more than
 100x). Without `--data` the rule is skipped: synthetic targets say nothing.
+Severity: a warning, only ever on your data.
 
 ## Why is this bad?
 The last layer starts out predicting values near zero with unit-scale spread.

@@ -12,7 +12,8 @@ layers, Lambdas under `--unsafe`, custom activations), finds:
 Keras's own `Softmax` layer, `keras.ops.softmax` and `log_softmax` are stable and
 are not reported. Each suspect is run on edge inputs (all zeros, a constant row,
 the sample scaled by 1e3 and 1e4); a suspect that gives Inf/NaN there is
-confirmed and an error, otherwise a warning.
+confirmed and an error, otherwise a warning, with or without `--data`. Ops inside
+a library function your code calls count only when they reach your own output.
 
 ## Why is this bad?
 `exp` overflows float32 above about 88: a logit of 100 makes `exp(x)` Inf, and
