@@ -55,6 +55,8 @@ SPIKE_SHARE = 0.05
 def check(facts):
     probe = facts.probe
     run = measured_run(probe, allow_prefix=True)
+    live = getattr(probe, "live", None) is not None
+    steps = f"{run.steps_done} measured steps of training" if live else steps_phrase(probe, run)
     measured = first_last_ratio(probe, run)
     share, peak = spikes(run)
     evidence = {**context(probe), "learning_rate": run.learning_rate, "global_norms": run.global_norms,
@@ -64,7 +66,7 @@ def check(facts):
         yield RULE.finding(
             layer=first,
             message=f"The RMS gradient of the first weighted layer '{first}' is {ratio:.3g}x that of the last, "
-                    f"'{last}' ({rms[first]:.3g} vs {rms[last]:.3g}), over {steps_phrase(probe, run)} at learning "
+                    f"'{last}' ({rms[first]:.3g} vs {rms[last]:.3g}), over {steps} at learning "
                     f"rate {run.learning_rate:.3g}{data_note(probe)}.",
             fix="Clip gradients and keep their scale through depth: "
                 "keras.optimizers.Adam(learning_rate=1e-3, global_clipnorm=1.0), kernel_initializer='he_normal'.",
@@ -74,7 +76,8 @@ def check(facts):
         yield RULE.finding(
             layer=None,
             severity="info" if probe.synthetic else "warning",
-            message=f"{share:.0%} of probe steps had a global gradient norm that jumped over 10x the median of "
+            message=f"{share:.0%} of {'measured steps of training' if live else 'probe steps'} had a global "
+                    "gradient norm that jumped over 10x the median of "
                     f"the steps before it (largest jump {peak:.3g}x) at learning rate "
                     f"{run.learning_rate:.3g}{data_note(probe)}.",
             fix="Clip the global gradient norm: keras.optimizers.Adam(learning_rate=1e-3, global_clipnorm=1.0).",

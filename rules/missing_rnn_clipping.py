@@ -90,11 +90,14 @@ def _probe_evidence(facts) -> tuple[str, dict, bool | None]:
         return "", {}, None
     share, peak = spikes(run)
     where = " on synthetic data" if probe.synthetic else ""
+    live = getattr(probe, "live", None) is not None
+    measured = f"{run.steps_done} measured steps of training" if live else None
     if share > 0:
-        note = (f" In {run.steps_done} probe steps{where}, {share:.0%} had a global gradient norm that jumped over "
-                f"10x the median of the steps before (largest jump {peak:.3g}x).")
+        note = (f" In {measured or f'{run.steps_done} probe steps'}{where}, {share:.0%} had a global gradient norm "
+                f"that jumped over 10x the median of the steps before (largest jump {peak:.3g}x).")
     else:
-        note = (f" The probes saw no gradient spike in {run.steps_done} steps{where} (no step's global norm jumped "
+        note = (f" The {'monitor' if live else 'probes'} saw no gradient spike in "
+                f"{measured or f'{run.steps_done} steps'}{where} (no step's global norm jumped "
                 "over 10x both the steps before it and the norms training started with), so this is a precaution "
                 "rather than a measured problem.")
     return note, {**context(probe), "spike_share": share, "max_over_median": peak,

@@ -88,17 +88,15 @@ def check(facts):
 
 
 def _live(facts, probe, run):
-    """The user's own training run went non-finite (or exploded) at a known step."""
+    """The user's own training run went non-finite at a known step."""
     if run.diverged_step is None:
         return
     lr, step, epoch = run.learning_rate, run.diverged_step, run.diverged_epoch
-    what = {"nan": "gave NaN/Inf", "weights": "turned the weights NaN/Inf (the loss Keras logged stayed finite)"}.get(
-        run.why, "gave a loss over 1000x its first measured value")
+    what = "turned the weights NaN/Inf (the loss Keras logged stayed finite)" if run.why == "weights" else \
+        "gave NaN/Inf"
     first = probe.nan_layer
     layer = first["layer"] if first else None
-    if first and first["where"] == "gradient growth":
-        where = f"; the gradient of layer '{layer}' grew {first['growth']:.3g}x before it"
-    elif first:
+    if first:
         where = (f"; replayed from the last finite weights on the batch that broke them, the first non-finite "
                  f"{first['where']} appeared in layer '{layer}'")
     else:

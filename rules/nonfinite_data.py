@@ -7,6 +7,9 @@ values: how many, in which arrays, in which columns (the last axis) and in which
 rows, first ones first. Needs `--data`; skipped without it. It reads the arrays
 only: nothing is loaded or run.
 
+On a live training run (`kerascheck.Monitor`), it reads the batch that turned
+the loss or the weights non-finite, and names its step and epoch.
+
 When the probes run on such data, training is NaN from the first batch that
 holds one, so the NaN training, the failed overfit and the broken gradients the
 other rules would measure are folded under this finding as its consequences.
@@ -83,7 +86,8 @@ def check(facts):
     total = sum(f["nan"] + f["inf"] for f in found)
     yield RULE.finding(
         layer=None,
-        message=f"--data holds {total} non-finite value{'s' if total != 1 else ''}: " + "; ".join(parts)
+        message=f"{getattr(raw, 'described_as', '--data')} holds {total} non-finite value{'s' if total != 1 else ''}: "
+                + "; ".join(parts)
                 + ". Any batch that holds one makes the loss, the gradients and then every weight NaN, "
                   "whatever the model.",
         fix="Clean the data before training: keep = np.isfinite(x).reshape(len(x), -1).all(axis=1); "

@@ -158,7 +158,9 @@ def _update_ratios(probe, skip=frozenset()):
         yield RULE.finding(
             layer=layer,
             message=f"Each training step changes the kernel of layer '{layer}' by {median:.2g} of its norm "
-                    f"(median over the first {len(early)} steps at learning rate {run.learning_rate:.3g}); about "
+                    f"(median over the first {len(early)} "
+                    f"{'measured steps of training' if getattr(probe, 'live', None) is not None else 'steps'} at "
+                    f"learning rate {run.learning_rate:.3g}); about "
                     f"1e-3 is healthy, so this layer {'is thrown around' if high else 'barely learns'}"
                     f"{' (measured on synthetic data)' if probe.synthetic else ''}.",
             fix=(f"Lower the learning rate about {median / 1e-3:.2g}x" if high else

@@ -45,7 +45,8 @@ def check(facts):
         message=f"The RMS gradient of the first weighted layer '{first}' is "
                 + (f"exactly zero, against {rms[last]:.3g} for the last layer '{last}'," if ratio == 0 else
                    f"1/{1 / ratio:.3g} of the last layer's, '{last}' ({rms[first]:.3g} vs {rms[last]:.3g}),")
-                + f" over probe training at learning rate "
+                + (f" over {run.steps_done} measured steps of training" if getattr(probe, "live", None) is not None
+                   else " over probe training") + " at learning rate "
                 f"{run.learning_rate:.3g}{data_note(probe)}: the early layers barely learn.",
         fix="Use keras.layers.Dense(..., activation='relu', kernel_initializer='he_normal') and add "
             "keras.layers.BatchNormalization() or residual connections between deep blocks.",
