@@ -128,3 +128,57 @@ def test_report_in_a_real_browser(report):
         browser.close()
     assert errors == [] and dialogs == []
     assert requests == [path.as_uri()]
+
+
+@pytest.fixture(scope="module")
+def monitored_report(tmp_path_factory):
+    """The report kerascheck.Monitor writes at the end of a real fit: a dead layer, a loss that hardly moves."""
+    import numpy as np
+
+    import kerascheck
+
+    path = tmp_path_factory.mktemp("monitored") / "training.html"
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((320, 8)).astype("float32")
+    y = (x @ rng.standard_normal((8, 1))).astype("float32")
+    model = keras.Sequential([keras.Input((8,)), layers.Dense(32, activation="relu", name="hidden"),
+                              layers.Dense(16, activation="relu", name="dead",
+                                           bias_initializer=keras.initializers.Constant(-20.0)),
+                              layers.Dense(1, name="out")], name="monitored")
+    model.compile(optimizer=keras.optimizers.SGD(0.02), loss="mse")
+    monitor = kerascheck.Monitor(every=2, report=path, verbose=0)
+    model.fit(x, y, epochs=3, batch_size=32, verbose=0, callbacks=[monitor])
+    return path, monitor
+
+
+def test_monitored_run_report_opens_in_a_real_browser(monitored_report):
+    path, monitor = monitored_report
+    html = path.read_text()
+    assert "&lt;training of model &#39;monitored&#39;&gt;" in html and "KC605 dead-units" in html
+    assert "the training run (30 steps, 3 epochs" in html
+    if not os.path.exists(CHROMIUM) and not os.environ.get("CI"):
+        pytest.skip("Debian's chromium is not installed here (.ci/run installs it)")
+    from playwright.sync_api import sync_playwright
+
+    errors, requests = [], []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("request", lambda r: requests.append(r.url))
+        page.goto(path.as_uri())
+        page.wait_for_load_state("load")
+        shown = page.locator(".finding[data-severity]")
+        assert shown.count() == len(monitor.report.findings) >= 2
+        assert all(shown.nth(i).is_visible() for i in range(shown.count()))
+        page.select_option("#rule-filter", "dead-units")
+        visible = page.locator(".finding[data-severity]:visible")
+        assert visible.count() == 1 and "relu layer 'dead'" in visible.first.inner_text()
+        page.select_option("#rule-filter", "")
+        # The live run's charts: the loss and the gradient norms over the measured steps (zeros: off a log scale).
+        assert page.locator(".chart svg").count() >= 2 and page.locator("polyline.line").count() >= 2
+        assert page.locator("svg.hist rect.bar").count() > 10
+        browser.close()
+    assert errors == [] and requests == [path.as_uri()]
