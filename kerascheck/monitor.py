@@ -69,6 +69,8 @@ __all__ = ["Monitor", "LiveRun", "LiveResults", "LastFinite", "LIVE_RULES"]
 # them as skipped, with kerascheck.check(model) as the way to run them.
 LIVE_RULES = ("nan-in-training", "exploding-gradients", "vanishing-gradients", "dead-units", "unhealthy-weights",
               "missing-rnn-clipping", "no-lr-schedule", "nonfinite-data", "stalled-loss", "train-inference-gap")
+# The rules that read measurements on the fixed batch.
+BATCH_RULES = ("exploding-gradients", "vanishing-gradients", "dead-units", "train-inference-gap")
 OVERHEAD = 0.04  # the share of training time automatic `every` lets the measurements take
 FIRST_EVERY = 10  # automatic `every` until a measurement and a step have been timed
 MAX_EVERY = 1000
@@ -199,10 +201,12 @@ class Monitor(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch + 1
         self._in_epoch = True
+        self._epoch_start = self._steps
 
     def on_train_batch_begin(self, batch, logs=None):
         # The train function below runs only while a fit that holds this monitor calls it.
         self._armed = True
+        self._batch_begin = batch
 
     def on_epoch_end(self, epoch, logs=None):
         self._in_epoch = False
@@ -246,6 +250,7 @@ class Monitor(keras.callbacks.Callback):
         self._armed = False
         self._epoch, self._in_epoch = 1, False
         self._steps = 0  # steps run in this fit
+        self._epoch_start, self._batch_begin = 0, 0
         self._seen: dict = {}  # finding key -> Finding, first appearance, stamped with step and epoch
         self._judged: set = set()
         self._skip_reasons: dict = {}
@@ -277,6 +282,7 @@ class Monitor(keras.callbacks.Callback):
         self._weights_judged = False
         self._no_gradients = None
         self._no_modes = None
+        self._no_batch = None
         self._ready = False
         self._run = None
         self.results = None
@@ -319,6 +325,10 @@ class Monitor(keras.callbacks.Callback):
         if not self._intercept:
             self._run.replay = (f"steps_per_execution={model.steps_per_execution}: Keras takes the batches inside "
                                 "its compiled loop, so the monitor cannot keep the one that broke training")
+            if self.data is None:
+                self._no_batch = (f"with steps_per_execution={model.steps_per_execution} Keras takes the batches "
+                                  "inside its compiled loop: pass kerascheck.Monitor(data=(x, y)) for the monitor to "
+                                  "measure on")
         self.results = LiveResults(
             device=_device(model), synthetic=False, data_description="the training run", defaults=[],
             loss_name=_loss_name(model), task="unknown", learning_rate=rate, live=self._run, train=self._run,
@@ -480,7 +490,13 @@ class Monitor(keras.callbacks.Callback):
         if synchronous:
             loss = float(loss) if loss is not None else None
         ran = time.perf_counter() - start
-        self._steps += 1
+        if data is not None:
+            self._steps += 1
+        else:  # Keras ran up to steps_per_execution steps in one call
+            execution = int(getattr(self.model, "steps_per_execution", 1) or 1)
+            left = (self.params or {}).get("steps")
+            left = execution if not left else min(execution, left - self._batch_begin)
+            self._steps = self._epoch_start + self._batch_begin + max(left, 1)
         if not ready:
             spent += self._guard("setting up", lambda: self._setup_late(data))
         spent += self._guard("measuring", lambda: self._after(loss, due, synchronous)) if self._ready else 0.0
@@ -810,6 +826,9 @@ class Monitor(keras.callbacks.Callback):
         for rule in self._live_rules:
             if rule.name == "nonfinite-data" and self._bad_batch is None:
                 continue  # the batches are read only when one breaks the loss
+            if self._no_batch is not None and rule.name in BATCH_RULES:
+                self._skip_reasons[rule.name] = f"no fixed batch to measure on: {self._no_batch}"
+                continue
             if self._no_gradients is not None and rule.name in ("exploding-gradients", "vanishing-gradients"):
                 self._skip_reasons[rule.name] = f"the monitor could not measure gradients: {self._no_gradients}"
                 continue
