@@ -462,3 +462,16 @@ def test_live_rule_case(rule, kind, case, tmp_path):
                                 f"{[(f.layer, f.message, f.evidence) for f in remaining]}"
         remaining.remove(hit)
     assert remaining == [], [(f.layer, f.severity, f.message) for f in remaining]
+
+
+def test_steps_per_execution_counts_real_steps_and_asks_for_a_fixed_batch():
+    x, y = regression(288)  # 9 batches: executions of 4, 4 and 1 steps per epoch
+    model = mlp(keras.optimizers.Adam(1e-3))
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse", steps_per_execution=4)
+    watched = kerascheck.Monitor(every=1, data=(x[:32], y[:32]), verbose=0)
+    model.fit(x, y, epochs=2, batch_size=32, verbose=0, callbacks=[watched])
+    assert watched.results.train.steps == [4, 8, 9, 13, 17, 18] and int(model.optimizer.iterations) == 18
+    blind = kerascheck.Monitor(verbose=0)
+    model.fit(x, y, epochs=1, batch_size=32, verbose=0, callbacks=[blind])
+    skipped = {s["rule"]: s["reason"] for s in blind.report.models[0].skipped}
+    assert "pass kerascheck.Monitor(data=(x, y))" in skipped["dead-units"] and "exploding-gradients" in skipped
