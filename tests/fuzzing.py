@@ -180,7 +180,7 @@ def weight_mutations(draw):
                     f[name] = h5py.SoftLink("/" + (datasets[0] if datasets else "nowhere"))
                 elif kind == "attr":
                     f.create_dataset(name, data=np.zeros(3, "float32"))
-                    f[name].attrs["name"] = draw(st.text(st.characters(blacklist_characters="\x00"), max_size=10))
+                    f[name].attrs["name"] = draw(st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=10))
                 elif kind == "huge":
                     f.create_dataset(name, shape=(draw(st.integers(10**5, 10**7)), 1000), dtype="float32")
         with open(h5path, "rb") as fh:
