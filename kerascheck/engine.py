@@ -11,7 +11,7 @@ from functools import lru_cache
 from typing import Iterable, Sequence
 
 from kerascheck.errors import InputError, UsageError
-from kerascheck.rule import SEVERITY_RANK, TIERS, Facts, Finding, Rule, Skip
+from kerascheck.rule import LIVE_ONLY, SEVERITY_RANK, TIERS, Facts, Finding, Rule, Skip
 
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
 
@@ -50,8 +50,12 @@ def find_rule(key: str) -> Rule | None:
     return None
 
 
-def select_rules(select: Sequence[str] = (), ignore: Sequence[str] = ()) -> list[Rule]:
-    """Rules chosen by names, codes or code prefixes (ruff style: KC2 selects KC2xx)."""
+def select_rules(select: Sequence[str] = (), ignore: Sequence[str] = (), live: bool = False) -> list[Rule]:
+    """Rules chosen by names, codes or code prefixes (ruff style: KC2 selects KC2xx).
+
+    Rules that only a live training run can judge (needs "live": kerascheck.Monitor)
+    are left out of a check of files unless selected by their own name or code.
+    """
 
     def matches(rule: Rule, key: str) -> bool:
         key = key.strip()
@@ -60,7 +64,12 @@ def select_rules(select: Sequence[str] = (), ignore: Sequence[str] = ()) -> list
     for key in list(select) + list(ignore):
         if key.strip().upper() != "ALL" and not any(matches(r, key) for r in all_rules()):
             raise UsageError(f"unknown rule {key!r} (see kerascheck --list-rules)")
-    chosen = [r for r in all_rules() if not select or any(k.upper() == "ALL" or matches(r, k) for k in select)]
+    def wanted(rule: Rule) -> bool:
+        if "live" in rule.needs and not live:  # only by its own name or code
+            return any(k.strip() == rule.name or k.strip().upper() == rule.code for k in select)
+        return not select or any(k.upper() == "ALL" or matches(rule, k) for k in select)
+
+    chosen = [r for r in all_rules() if wanted(r)]
     return [r for r in chosen if not any(matches(r, k) for k in ignore)]
 
 
@@ -159,6 +168,9 @@ def check_file(path: str, rules: Sequence[Rule], static: bool = False, options=N
                 # layers get their real classes from the loaded model.
                 tiers.ensure("model")
             for rule in rules:
+                if "live" in rule.needs:  # a file holds no training run (kerascheck.Monitor has one)
+                    result.skipped.append({"rule": rule.name, "reason": LIVE_ONLY})
+                    continue
                 if rule.tier != "spec":
                     if static:
                         result.skipped.append({"rule": rule.name, "reason": f"--static runs spec-tier rules only; "
@@ -435,6 +447,7 @@ def needs_loading(rules: Sequence[Rule], static: bool, options=None) -> bool:
     if static:
         return False
     data = bool(options and options.data)
+    rules = [r for r in rules if "live" not in r.needs]
     needs = [set(r.needs) - {"arrays"} for r in rules]
     return any(r.tier != "spec" or (n and (n != {"data"} or data)) for r, n in zip(rules, needs))
 

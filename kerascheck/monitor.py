@@ -181,7 +181,7 @@ class Monitor(keras.callbacks.Callback):
         self.report_path = os.fspath(report) if report is not None else None
         self.log_dir = os.fspath(log_dir) if log_dir is not None else None
         self.verbose = int(verbose)
-        self.rules = select_rules(_keys(select), _keys(ignore))
+        self.rules = select_rules(_keys(select), _keys(ignore), live=True)
         self.report = None
         self.last_finite: LastFinite | None = None
         self.stopped_at: dict | None = None

@@ -10,6 +10,8 @@ SEVERITY_RANK = {"error": 3, "warning": 2, "info": 1}
 # The tiers of facts, cheapest first.
 TIERS = ("spec", "model", "graph", "probe")
 DOC_SECTIONS = ("## What it does", "## Why is this bad?", "## How to fix")
+# Why a rule with needs=("live",) is skipped on a file: only kerascheck.Monitor sees a training run.
+LIVE_ONLY = "needs a live training run: add kerascheck.Monitor() to model.fit(..., callbacks=[...])"
 
 
 class Skip(Exception):

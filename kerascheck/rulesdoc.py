@@ -14,7 +14,8 @@ def rule_table() -> str:
 
     rows = ["| Code | Rule | Default severity | Needs | What it flags |", "|---|---|---|---|---|"]
     for rule in all_rules():
-        rows.append(f"| {rule.code} | `{rule.name}` | {rule.severity} | {rule.tier} | {rule.summary} |")
+        needs = "live run" if "live" in rule.needs else rule.tier
+        rows.append(f"| {rule.code} | `{rule.name}` | {rule.severity} | {needs} | {rule.summary} |")
     return "\n".join(rows)
 
 

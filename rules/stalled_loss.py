@@ -38,19 +38,20 @@ model.fit(x, y, epochs=50, callbacks=[keras.callbacks.ReduceLROnPlateau(monitor=
 import math
 
 from kerascheck.probe_evidence import context
-from kerascheck.rule import Rule
+from kerascheck.rule import LIVE_ONLY, Rule, Skip
 
-RULE = Rule(name="stalled-loss", code="KC606", severity="warning", tier="probe")
+RULE = Rule(name="stalled-loss", needs=("live",), code="KC606", severity="warning", tier="probe")
 
 RISE = 0.10  # an epoch whose loss rose by more than this share of the epoch before
 FLAT = 0.01  # ... or changed by less than this share
 LEARNT = 0.05  # the share of the first epoch's loss training must have shed to count as having learnt
 
 
+
 def check(facts):
     run = getattr(facts.probe, "live", None) if facts.probe is not None else None
     if run is None:
-        return  # a file holds no training run
+        raise Skip(LIVE_ONLY)
     epochs = [e for e in run.epoch_losses if e["loss"] is not None and math.isfinite(e["loss"])]
     if not epochs:
         return

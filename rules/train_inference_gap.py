@@ -44,9 +44,9 @@ keras.layers.BatchNormalization(momentum=0.9)
 import math
 
 from kerascheck.probe_evidence import context
-from kerascheck.rule import Rule
+from kerascheck.rule import LIVE_ONLY, Rule, Skip
 
-RULE = Rule(name="train-inference-gap", code="KC607", severity="warning", tier="probe")
+RULE = Rule(name="train-inference-gap", needs=("live",), code="KC607", severity="warning", tier="probe")
 
 GAP = 2.0  # validation over training loss, and inference over training mode on the same examples
 MIN_DIFFERENCE = 0.05  # and apart by at least this much (losses near zero make any ratio large)
@@ -61,10 +61,13 @@ def _apart(high, low) -> bool:
     return high >= GAP * low and high - low >= MIN_DIFFERENCE
 
 
+
 def check(facts):
     run = getattr(facts.probe, "live", None) if facts.probe is not None else None
-    if run is None or not run.mode_layers or not run.mode_gaps or not run.epoch_losses:
-        return  # a file holds no training run; a model without such layers has no mode to switch
+    if run is None:
+        raise Skip(LIVE_ONLY)
+    if not run.mode_layers or not run.mode_gaps or not run.epoch_losses:
+        return  # a model without such layers has no mode to switch
     gap = run.mode_gaps[-1]
     epoch = next((e for e in run.epoch_losses if e["epoch"] == gap["epoch"]), None)
     if epoch is None or not _finite(gap["training"], gap["inference"], epoch["loss"]):

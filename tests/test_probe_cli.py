@@ -47,9 +47,11 @@ def test_missing_custom_class_is_exit_2_with_the_flag_to_use_and_static_findings
     assert "pass its code with --custom-objects" in line and "Traceback" not in proc.stderr
     (model,) = json.loads(proc.stdout)["models"]
     assert {f["rule"] for f in model["findings"]} >= {"no-lr-schedule", "unsafe-code"}
-    skipped = {s["rule"] for s in model["skipped"]}
-    assert skipped == {"nan-in-training", "cannot-overfit", "batch-dependence", "exploding-gradients",
-                       "vanishing-gradients", "dead-units", "unscaled-targets", "unstable-softmax", "risky-division"}
+    skipped = {s["rule"]: s["reason"] for s in model["skipped"]}
+    needs_keras = {"nan-in-training", "cannot-overfit", "batch-dependence", "exploding-gradients",
+                   "vanishing-gradients", "dead-units", "unscaled-targets", "unstable-softmax", "risky-division"}
+    assert {r for r, why in skipped.items() if "could not be loaded" in why} == needs_keras
+    assert {r for r in skipped if r not in needs_keras} == {"label-mismatch", "nonfinite-data"}
 
 
 def test_custom_objects_file_lets_the_probes_run(custom_model):
