@@ -765,6 +765,7 @@ class Monitor(keras.callbacks.Callback):
     def _localise(self, data, step: int, epoch: int) -> dict:
         """Where the first non-finite value arises in the step: activations, then gradients, then the update."""
         from kerascheck.modelio import Tap
+        from kerascheck.probe.measure import first_nonfinite
 
         x, y, sw = _unpack(_local(data, self._strategy))
         found: dict = {"layer": None, "where": None}
@@ -774,11 +775,9 @@ class Monitor(keras.callbacks.Callback):
                 self.model(x, training=True) if self.model._call_has_training_arg else self.model(x)
             except Exception:
                 pass
-        for path in tap.order:
-            for call in tap.record[path]:
-                bad = sum(int(np.count_nonzero(~np.isfinite(a))) for a in call if np.asarray(a).dtype.kind == "f")
-                if bad:
-                    return {"layer": path, "where": "activations", "nonfinite": bad}
+        first = first_nonfinite(tap)
+        if first is not None:
+            return {"layer": first[0], "where": "activations", "nonfinite": first[1]}
         _, norms = self._grad_fn(*_tensors((x, y, sw)))
         norms = np.asarray(norms, dtype=np.float64)
         # Gradients flow from the output back: a non-finite value born in one layer's backward
@@ -1195,22 +1194,10 @@ def _first_element(data):
 
 def _raw_batch(batch, step: int, epoch: int):
     """The batch that broke training, as the data the nonfinite-data rule reads."""
-    from kerascheck.probe.data import RawData
+    from kerascheck.probe.data import from_xy
 
     x, y, _ = _unpack(batch)
-    raw = RawData(f"the training batch of step {step}", {}, {})
-    if isinstance(x, dict):
-        raw.xs = {f"x_{k}": np.asarray(v) for k, v in x.items()}
-    elif isinstance(x, (list, tuple)):
-        raw.positional_x = [np.asarray(v) for v in x]
-    else:
-        raw.xs = {"x": np.asarray(x)}
-    if isinstance(y, dict):
-        raw.ys = {f"y_{k}": np.asarray(v) for k, v in y.items()}
-    elif isinstance(y, (list, tuple)):
-        raw.positional_y = [np.asarray(v) for v in y]
-    elif y is not None:
-        raw.ys = {"y": np.asarray(y)}
+    raw = from_xy(f"the training batch of step {step}", x, y)
     raw.described_as = f"The training batch of step {step} (epoch {epoch})"
     return raw
 

@@ -89,12 +89,18 @@ def _from_function(target: str) -> RawData:
             raise UsageError(f"--data {target}: the dataset is empty")
         stacked = tf.nest.map_structure(lambda *parts: np.stack(parts), *elements)
         value = tuple(stacked) if isinstance(stacked, (tuple, list)) and len(stacked) == 2 else stacked
-    raw = RawData(target, {}, {})
     if isinstance(value, dict) and any(k.startswith(("x", "y")) for k in value):
+        raw = RawData(target, {}, {})
         for k, v in value.items():
             (raw.ys if k.startswith("y") else raw.xs)[k] = np.asarray(v)
         return raw
     x, y = value if isinstance(value, tuple) and len(value) == 2 else (value, None)
+    return from_xy(target, x, y)
+
+
+def from_xy(source: str, x, y) -> RawData:
+    """RawData from inputs and labels as fit() takes them: one array, a list, or a dict of each."""
+    raw = RawData(source, {}, {})
     if isinstance(x, dict):
         raw.xs = {f"x_{k}": np.asarray(v) for k, v in x.items()}
     elif isinstance(x, (list, tuple)):

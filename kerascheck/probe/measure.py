@@ -358,14 +358,9 @@ def locate_divergence(trainer, sample, run: TrainRun, options, paths: dict, batc
             trainer.io(x, training=True)
         except Exception:
             pass
-    for path in tap.order:
-        for call in tap.record[path]:
-            bad = sum(int(np.count_nonzero(~np.isfinite(a))) for a in call if np.asarray(a).dtype.kind == "f")
-            if bad:
-                found = {"layer": path, "where": "activations", "step": run.diverged_at, "nonfinite": bad}
-                break
-        if found:
-            break
+    first = first_nonfinite(tap)
+    if first is not None:
+        found = {"layer": first[0], "where": "activations", "step": run.diverged_at, "nonfinite": first[1]}
     if found is None and trainer.setup.mode != "train_step":
         with tf.GradientTape() as tape:
             loss = trainer.loss(x, y, training=True)
@@ -392,6 +387,16 @@ def locate_divergence(trainer, sample, run: TrainRun, options, paths: dict, batc
                      "growth": float(growth[name])}
     trainer.reset()
     return found
+
+
+def first_nonfinite(tap) -> tuple[str, int] | None:
+    """(layer, how many values) of the first layer, in call order, whose outputs hold NaN/Inf."""
+    for path in tap.order:
+        for call in tap.record[path]:
+            bad = sum(int(np.count_nonzero(~np.isfinite(a))) for a in call if np.asarray(a).dtype.kind == "f")
+            if bad:
+                return path, bad
+    return None
 
 
 def activation_growth(io, sample, paths: dict) -> list:
