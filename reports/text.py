@@ -71,7 +71,9 @@ def render_text(report, color: bool = False, width: int = 100) -> str:
         for reason, names in by_reason.items():
             lines.append(wrap(style(f"skipped {', '.join(names)}: {reason}", dim=True), "  "))
         if not model.errors and not model.findings:
-            if unavailable:
+            if model.rules_total and model.rules_run == 0:
+                lines.append("  " + style("no selected rule could judge this file (see why above)", fg="yellow"))
+            elif unavailable:
                 lines.append("  " + style(f"no problems found by {model.rules_run} of {model.rules_total} rules; "
                                           f"{len(unavailable)} could not run", fg="yellow"))
             else:
@@ -90,6 +92,8 @@ def render_text(report, color: bool = False, width: int = 100) -> str:
     blind = [m for m in report.models if getattr(m, "unavailable", None)]
     if total:
         summary = f"Found {_plural(total, 'problem')} ({parts}) in {files}"
+    elif report.models and all(m.rules_total and m.rules_run == 0 for m in report.models):
+        summary = f"No selected rule could judge the {files}"
     elif blind:
         summary = f"No problems found by the rules that could run in {files}"
     else:
