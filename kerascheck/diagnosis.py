@@ -108,15 +108,11 @@ def _explains(cause: Finding, other: Finding, order: list) -> bool:
         # A confirmed NaN source in the user's code explains training that turns NaN from it.
         if other.rule == "nan-in-training":
             first = (other.evidence.get("first_nonfinite") or {}).get("layer")
-            return first is None or first == cause.layer or kind_of(other) == "nan-source"
+            return first is None or first == cause.layer or _kind(other) == "nan-source"
         return other.rule == "cannot-overfit" and _nan_losses(other)
     if rule == "missing-rnn-clipping":
         return other.rule == "exploding-gradients" and _kind(other) == "spikes"
     return False
-
-
-def kind_of(f: Finding) -> str | None:
-    return _kind(f)
 
 
 def _nan_losses(f: Finding) -> bool:

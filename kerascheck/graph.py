@@ -395,12 +395,15 @@ def build_graph(info, spec, options: Options, judge_keras: bool = False, always_
             home = call
         if home is None:
             continue
+        suspect = None
         if op.type in WATCHED and any(is_float(t) for t in op.outputs):
             suspect = _judge(op, home, owner, bounds)
             if suspect is not None:
                 suspect.home_outputs = fetched["home_outputs"].get(id(home), [])
                 suspects.append(suspect)
-        if judge_keras or _library_entry(_creation_frames(op)) is None:
+        if judge_keras:
+            user_ops += 1
+        elif (suspect.library if suspect is not None else _library_entry(_creation_frames(op))) is None:
             user_ops += 1  # written by the user's own expression, not inside a library function
     analysed = time.perf_counter()
 
@@ -665,6 +668,11 @@ def edge_inputs(info, options: Options) -> list[tuple[str, list]]:
         base = synthesize_inputs(info.io, info.roles, rng, EDGE_EXAMPLES)
         what = "a synthetic sample"
     floats = [np.issubdtype(x.dtype, np.floating) and not role.categorical for x, role in zip(base, info.roles)]
+    return edge_cases(base, floats, what)
+
+
+def edge_cases(base: list, floats: list, what: str) -> list[tuple[str, list]]:
+    """(label, inputs) for the sample and its edge cases; only the inputs marked in `floats` vary."""
     cases = [(what, base), ("an all-zero input", [np.zeros_like(x) if f else x for x, f in zip(base, floats)])]
     if any(floats):
         scale = [float(np.mean(np.abs(x))) or 1.0 if f else 0.0 for x, f in zip(base, floats)]
@@ -699,26 +707,31 @@ def _confirm(concrete, names: list, suspects: list, info, options: Options, laye
         values = [v.numpy() for v in values]
         if sample_values is None:
             sample_values = values
-        for s in suspects:
-            roots = s.roots if all(r in index for r in s.roots) else s.inputs
-            if s.result not in index or any(r not in index for r in roots):
-                continue
-            result = values[index[s.result]]
-            if np.all(np.isfinite(result)):
-                continue
-            if s.library is not None:
-                # Inside a library function an Inf is often intended (log(0) for an impossible
-                # path, masked later); it is the user's problem only if it reaches their output.
-                outs = [values[index[name]] for name in s.home_outputs if name in index]
-                if not outs or all(np.all(np.isfinite(o)) for o in outs):
-                    continue
-            if all(np.all(np.isfinite(values[index[r]])) for r in roots):
-                if not s.confirmed:
-                    s.nonfinite = "NaN" if np.any(np.isnan(result)) else "Inf"
-                s.confirmed.append(label)
+        confirm_case(suspects, label, values, index)
     if sample_values is not None:
         _confirm_at_layers(suspects, layer_inputs, sample_values, index)
     return [label for label, _ in cases]
+
+
+def confirm_case(suspects: list, label: str, values: list, index: dict) -> None:
+    """Confirm the suspects one edge input proves: roots finite, result not (the op itself made it)."""
+    for s in suspects:
+        roots = s.roots if all(r in index for r in s.roots) else s.inputs
+        if s.result not in index or any(r not in index for r in roots):
+            continue
+        result = values[index[s.result]]
+        if np.all(np.isfinite(result)):
+            continue
+        if s.library is not None:
+            # Inside a library function an Inf is often intended (log(0) for an impossible
+            # path, masked later); it is the user's problem only if it reaches their output.
+            outs = [values[index[name]] for name in s.home_outputs if name in index]
+            if not outs or all(np.all(np.isfinite(o)) for o in outs):
+                continue
+        if all(np.all(np.isfinite(values[index[r]])) for r in roots):
+            if not s.confirmed:
+                s.nonfinite = "NaN" if np.any(np.isnan(result)) else "Inf"
+            s.confirmed.append(label)
 
 
 def _confirm_at_layers(suspects: list, layer_inputs: dict, values: list, index: dict) -> None:

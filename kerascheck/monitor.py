@@ -59,7 +59,7 @@ import numpy as np
 import tensorflow as tf
 
 from kerascheck.probe import ProbeResults
-from kerascheck.probe.train import TrainRun
+from kerascheck.probe.train import TrainRun, record_norms
 from kerascheck.rule import SEVERITIES, SEVERITY_RANK, Facts, Skip
 
 __all__ = ["Monitor", "LiveRun", "LiveResults", "LastFinite", "LIVE_RULES"]
@@ -604,20 +604,8 @@ class Monitor(keras.callbacks.Callback):
         run.steps.append(step)
         run.epochs.append(epoch)
         run.rates.append(rate)
-        per_layer: dict = {}
-        per_kernel: dict = {}
-        for v, n in zip(self._trainable, norms):
-            name = self._owners.get(id(v), "?")
-            per_layer[name] = per_layer.get(name, 0.0) + float(n) ** 2
-            if len(v.shape) >= 2:
-                per_kernel[name] = per_kernel.get(name, 0.0) + float(n) ** 2
-        for name in self._layer_order:
-            run.layer_norms[name].append(math.sqrt(per_layer.get(name, 0.0)))
-        for name, sq in per_kernel.items():
-            run.kernel_norms.setdefault(name, []).append(math.sqrt(sq))
-        run.global_norms.append(float(np.sqrt(np.sum(norms ** 2))) if len(norms) else 0.0)
-        for name, r in zip(self._kernel_owners, np.asarray(ratios, dtype=np.float64)):
-            run.update_ratios.setdefault(name, []).append(float(r))
+        record_norms(run, norms, np.asarray(ratios, dtype=np.float64), self._trainable, self._owners,
+                     self._layer_order, self._kernel_owners)
         self._measurements += 1
         if self._writer is not None:
             self._log_scalars(step, loss, rate, run)

@@ -36,7 +36,7 @@ class InputRole:
 
 def input_roles(model, io, spec) -> list:
     roles = [_from_config(spec, i, port) for i, port in enumerate(io.inputs)]
-    if any(r.why == "" for r in roles) and _worth_tracing(io, spec, roles):
+    if any(r.why == "" for r in roles):  # custom layers or a subclass: only a trace can tell
         try:
             traced = _from_trace(model, io)
         except Exception:  # a model that cannot be traced is judged without this
@@ -78,10 +78,6 @@ def _from_config(spec, index, port) -> InputRole:
     if consumers and all(l.class_name in BUILTIN_LAYERS for l in consumers):
         return InputRole(why="feeds Keras's own layers")
     return InputRole()
-
-
-def _worth_tracing(io, spec, roles) -> bool:
-    return not io.functional or any(r.why == "" for r in roles)
 
 
 def _from_trace(model, io) -> dict:

@@ -170,20 +170,26 @@ class Trainer:
 
     def _record(self, run: TrainRun, loss: float, norms, ratios) -> None:
         run.losses.append(loss)
-        per_layer: dict = {}
-        per_kernel: dict = {}
-        for v, n in zip(self.vars, norms):
-            name = self.owner.get(id(v), "?")
-            per_layer[name] = per_layer.get(name, 0.0) + float(n) ** 2
-            if len(v.shape) >= 2:
-                per_kernel[name] = per_kernel.get(name, 0.0) + float(n) ** 2
-        for name in self.layers:
-            run.layer_norms[name].append(math.sqrt(per_layer.get(name, 0.0)))
-        for name, sq in per_kernel.items():
-            run.kernel_norms.setdefault(name, []).append(math.sqrt(sq))
-        run.global_norms.append(float(np.sqrt(np.sum(norms ** 2))))
-        for name, r in zip(self.kernel_owners, ratios):
-            run.update_ratios.setdefault(name, []).append(float(r))
+        record_norms(run, norms, ratios, self.vars, self.owner, self.layers, self.kernel_owners)
+
+
+def record_norms(run: TrainRun, norms, ratios, variables: list, owner: dict, layers: list,
+                 kernel_owners: list) -> None:
+    """Add one step's gradient norms (one per variable) and kernel update ratios to `run`, per layer."""
+    per_layer: dict = {}
+    per_kernel: dict = {}
+    for v, n in zip(variables, norms):
+        name = owner.get(id(v), "?")
+        per_layer[name] = per_layer.get(name, 0.0) + float(n) ** 2
+        if len(v.shape) >= 2:
+            per_kernel[name] = per_kernel.get(name, 0.0) + float(n) ** 2
+    for name in layers:
+        run.layer_norms[name].append(math.sqrt(per_layer.get(name, 0.0)))
+    for name, sq in per_kernel.items():
+        run.kernel_norms.setdefault(name, []).append(math.sqrt(sq))
+    run.global_norms.append(float(np.sqrt(np.sum(np.asarray(norms, dtype=np.float64) ** 2))))
+    for name, r in zip(kernel_owners, ratios):
+        run.update_ratios.setdefault(name, []).append(float(r))
 
 
 def batcher(sample, rng: np.random.Generator, size: int):

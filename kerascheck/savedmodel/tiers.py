@@ -452,22 +452,18 @@ def _inputs(model: ServingModel, options, n: int) -> tuple[list, str, bool]:
 
 def _cases(model: ServingModel, spec, options) -> list:
     """The inputs pushed through the signature: a sample, then the edge cases kerascheck.graph uses."""
+    from kerascheck.graph import edge_cases
+
     base, _, synthetic = _inputs(model, options, EDGE_EXAMPLES)
     floats = [np.issubdtype(x.dtype, np.floating) for x in base]
-    cases = [("a synthetic sample" if synthetic else "your data", base),
-             ("an all-zero input", [np.zeros_like(x) if f else x for x, f in zip(base, floats)])]
-    if any(floats):
-        scale = [float(np.mean(np.abs(x))) or 1.0 if f else 0.0 for x, f in zip(base, floats)]
-        cases.append(("a constant row", [np.full_like(x, s) if f else x for x, s, f in zip(base, scale, floats)]))
-        for factor in (1e3, 1e4):
-            cases.append((f"the sample x{factor:.0e}".replace("+0", ""),
-                          [(x * factor).astype(x.dtype) if f else x for x, f in zip(base, floats)]))
-    return cases
+    return edge_cases(base, floats, "a synthetic sample" if synthetic else "your data")
 
 
 def _confirm(model: ServingModel, spec, options, suspects: list) -> list:
     """Run the signature on each edge input, fetching the suspects' tensors; a suspect is confirmed where
     its roots are finite and its result is not (as kerascheck.graph._confirm does for traced models)."""
+    from kerascheck.graph import confirm_case
+
     index = {name: i for i, name in enumerate(model.fetched)}
     cases = _cases(model, spec, options)
     for label, xs in cases:
@@ -475,17 +471,7 @@ def _confirm(model: ServingModel, spec, options, suspects: list) -> list:
             _, values = model.run(xs, fetched=True)
         except Exception:
             continue  # an input the graph rejects confirms nothing
-        for s in suspects:
-            roots = s.roots if all(r in index for r in s.roots) else s.inputs
-            if s.result not in index or any(r not in index for r in roots):
-                continue
-            result = values[index[s.result]]
-            if np.all(np.isfinite(result)):
-                continue
-            if all(np.all(np.isfinite(values[index[r]])) for r in roots):
-                if not s.confirmed:
-                    s.nonfinite = "NaN" if np.any(np.isnan(result)) else "Inf"
-                s.confirmed.append(label)
+        confirm_case(suspects, label, values, index)
     return [label for label, _ in cases]
 
 
