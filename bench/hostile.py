@@ -1,6 +1,6 @@
 """Figures over the hostile and bad-input corpus: cases, worst time, peak memory, tracebacks.
 
-    python bench/corpus.py
+    python bench/hostile.py
 
 Runs tests/test_hostile.py (one test per CVE, all tiers) and tests/test_bad_input.py
 (the static tier under a 3 GiB address-space limit) with a log of every kerascheck

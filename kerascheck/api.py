@@ -8,11 +8,11 @@ from typing import Any, Sequence
 import numpy as np
 
 from kerascheck.engine import Report, check_file, check_paths, select_rules
-from kerascheck.modeltier import Options
+from kerascheck.modeltier import DEFAULT_BUDGET, Options
 
 
 def check(model_or_path: Any, data: Any = None, *, select: Sequence[str] = (), ignore: Sequence[str] = (),
-          static: bool = False, custom_objects: Sequence[str] = (), unsafe: bool = False, budget: float = 60.0,
+          static: bool = False, custom_objects: Sequence[str] = (), unsafe: bool = False, budget: float = DEFAULT_BUDGET,
           device: str = "auto", seed: int = 0) -> Report:
     """Check a keras.Model in memory, or model files and folders, and return the Report.
 

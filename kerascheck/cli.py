@@ -73,7 +73,8 @@ def _split(values) -> list[str]:
 @click.option("--unsafe", is_flag=True, help="Let Keras run code inside the model file (Lambda bytecode). "
                                                "Only for files you trust.")
 @click.option("--budget", type=click.FloatRange(min=1), default=None, metavar="SECONDS",
-              help="Time the probes of one model may take together.  [default: 60]")
+              help="Time the probes of one model may take together; a probe it stops is not judged "
+                   "(its rules are skipped with the reason).  [default: 300]")
 @click.option("--device", type=click.Choice(("auto", "cpu", "gpu")), default=None,
               help="Where the probes run; auto takes a GPU when TensorFlow sees one.  [default: auto]")
 @click.option("--seed", type=int, default=None, help="Seed for synthetic data and probe training.  [default: 0]")
@@ -129,13 +130,13 @@ def cli(paths, select, ignore, fail_on, fmt, output, html, no_html, static, data
     if fmt not in FORMATS:
         raise UsageError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
 
-    from kerascheck.modeltier import Options
+    from kerascheck.modeltier import DEFAULT_BUDGET, Options
 
     options = Options(
         custom_objects=tuple(custom_objects) or tuple(config.get("custom-objects", ())),
         unsafe=unsafe,
         data=data,
-        budget=budget if budget is not None else _number(config, "budget", float, 60.0),
+        budget=budget if budget is not None else _number(config, "budget", float, DEFAULT_BUDGET),
         device=device or config.get("device", "auto"),
         seed=seed if seed is not None else _number(config, "seed", int, 0),
         progress=sys.stderr.isatty() and fmt == "text" and output is None,

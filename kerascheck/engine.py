@@ -91,12 +91,19 @@ class ModelResult:
     rules_total: int = 0
 
     def to_dict(self) -> dict:
+        probe = self.probe.record() if self.probe is not None and hasattr(self.probe, "record") else None
         return {
             "path": self.path,
             "format": self.format,
+            "keras_version": self.keras_version,
+            "parameters": self.param_count,
+            "tiers": list(self.tiers),
+            "rules_run": self.rules_run,
+            "rules_total": self.rules_total,
             "findings": [f.to_dict() for f in self.findings],
             "skipped": list(self.skipped),
             "errors": list(self.errors),
+            "probes": probe,
         }
 
 
@@ -241,6 +248,9 @@ class _TierBuilder:
                 return probe.not_applicable[key]
             if key in probe.failures:
                 return f"the {_PROBE_NAMES.get(key, key)} probe failed: {probe.failures[key]}"
+            for cut in (need, key):
+                if cut in getattr(probe, "budget_cut", {}):
+                    return probe.budget_cut[cut]
         return None
 
     def read_data(self) -> None:

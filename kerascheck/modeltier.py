@@ -17,6 +17,11 @@ from dataclasses import dataclass, field
 from kerascheck.errors import InputError, UsageError
 
 
+# Seconds the probes of one model may take together. Probes run fixed numbers of steps, so the
+# budget never shortens a verdict: it only stops a probe outright (its rules are then skipped).
+DEFAULT_BUDGET = 300.0
+
+
 class TierUnavailable(Exception):
     """A tier could not be built; the rules that need it are skipped with this reason."""
 
@@ -28,7 +33,7 @@ class Options:
     custom_objects: tuple[str, ...] = ()
     unsafe: bool = False
     data: str | None = None
-    budget: float = 60.0
+    budget: float = DEFAULT_BUDGET
     device: str = "auto"
     seed: int = 0
     progress: bool = False
@@ -163,6 +168,9 @@ def load_model(spec, options: Options):
         raise InputError(f"needs the custom {kind} {name!r} to load (the file says it comes from module {module!r}); "
                          "kerascheck never imports a module a file names: pass its code with --custom-objects "
                          "FILE.py (or a module name)")
+    # Layers draw their seeds (Dropout's, a sampling layer's) when they are built: seeded
+    # here, the same file gives the same probe runs in every process.
+    keras.utils.set_random_seed(options.seed)
     try:
         return keras.models.load_model(spec.path, custom_objects=custom, compile=False,
                                        safe_mode=not options.unsafe)

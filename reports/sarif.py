@@ -98,6 +98,13 @@ def to_sarif(report) -> dict:
                              "toolExecutionNotifications": notifications}],
             "originalUriBaseIds": {"%SRCROOT%": {"uri": "file://" + os.getcwd().replace(os.sep, "/") + "/"}},
             "results": results,
+            # What ran on each model (tiers, rules, and what the probes trained with and on), as the
+            # JSON report has it: a reviewer can tell a clean result from one nothing could judge.
+            "properties": {"models": [_clean({
+                "path": model.path, "tiers": list(model.tiers), "rules_run": model.rules_run,
+                "rules_total": model.rules_total, "skipped": list(model.skipped),
+                "probes": model.probe.record() if model.probe is not None and hasattr(model.probe, "record")
+                else None}) for model in report.models]},
         }],
     }
 

@@ -39,6 +39,8 @@ def render_text(report, color: bool = False, width: int = 100) -> str:
         probe = getattr(model, "probe", None)
         if probe is not None:
             note = f"probes ran on {probe.device} in {probe.seconds:.1f} s over {probe.data_description}"
+            if getattr(probe, "inputs_drawn", None):
+                note += " (" + "; ".join(probe.inputs_drawn) + ")"
             if probe.notes:
                 note += "; " + "; ".join(probe.notes)
             if probe.defaults:

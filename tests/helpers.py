@@ -167,7 +167,7 @@ def matches(finding, expect: Expect) -> bool:
 def run_measured(args: list, *, cwd=None, env=None, timeout: float = 120, preexec_fn=None):
     """Run a command, polling /proc for its peak RSS; returns (CompletedProcess-like, peak MiB, seconds).
 
-    With KERASCHECK_CORPUS_LOG set, one line per run is appended there for bench/corpus.py.
+    With KERASCHECK_CORPUS_LOG set, one line per run is appended there for bench/hostile.py.
     """
     import time
 

@@ -101,3 +101,23 @@ def test_the_example_workflow_and_pre_commit_hook_run_what_they_say(tmp_path):
     proc = kerascheck(*entry[1:], *staged)
     assert proc.returncode == 1 and "unhealthy-weights" in proc.stdout
     assert kerascheck(*entry[1:], staged[0]).returncode == 0
+
+
+def test_json_validates_against_its_schema_and_records_the_probes(tmp_path):
+    """The published schema (reports/report.schema.json) holds for findings, errors and the probe record."""
+    schema = json.load(open(os.path.join(ROOT, "reports", "report.schema.json")))
+    proc = kerascheck("--format", "json", "--select", "KC6,KC2", os.path.join(EXAMPLES, "double_softmax.keras"),
+                      os.path.join(EXAMPLES, "rnn_without_clipping.keras"), str(tmp_path / "missing.keras"))
+    report = json.loads(proc.stdout)
+    jsonschema.Draft7Validator(schema).validate(report)
+    assert proc.returncode == 2
+    softmax, rnn, missing = report["models"]
+    assert missing["errors"] and missing["probes"] is None
+    probes = rnn["probes"]
+    assert probes["data"]["synthetic_inputs"] and probes["data"]["inputs"]
+    assert probes["training"]["losses"][0]["loss"] == "binary_crossentropy"
+    assert probes["training"]["optimizer"] == "Adam" and not probes["training"]["assumed"]
+    runs = {r["probe"]: r for r in probes["runs"]}
+    assert runs["train"]["steps_done"] == runs["train"]["steps_planned"] == 100 and not probes["cut_by_budget"]
+    assert rnn["tiers"][:2] == ["spec", "model"] and "probe" in rnn["tiers"]
+    assert rnn["rules_run"] == rnn["rules_total"] - len(rnn["skipped"])

@@ -2,6 +2,7 @@
 import hashlib
 import json
 import os
+import re
 import textwrap
 
 import keras
@@ -149,9 +150,19 @@ def test_a_tight_budget_is_reported_not_hidden(tmp_path):
                                                        for _ in range(4)] + [keras.layers.Dense(1)])
     model.compile(optimizer="adam", loss="mse")
     model.save(tmp_path / "big.keras")
-    proc = kerascheck("--budget", "1", "--select", "KC6,KC1", str(tmp_path / "big.keras"))
-    text = " ".join(proc.stdout.split())
-    assert "the time budget cut: training at the configured rate stopped after" in text, text
+    proc = kerascheck("--budget", "1", "--select", "KC6,KC1", str(tmp_path / "big.keras"), "--format", "json")
+    model = json.loads(proc.stdout)["models"][0]
+    # A probe the budget stopped is never judged: its rules are skipped with the budget that lets it finish.
+    skipped = {s["rule"]: s["reason"] for s in model["skipped"]}
+    for rule in ("nan-in-training", "exploding-gradients", "vanishing-gradients", "cannot-overfit"):
+        assert re.match(r"the time budget \(--budget 1\) ran out (after \d+ of \d+ steps of|before) .*"
+                        r"--budget \d+ lets it finish", skipped[rule]), skipped
+    assert not [f for f in model["findings"] if f["rule"] in skipped]
+    assert "train" in model["probes"]["cut_by_budget"]
+    run = model["probes"]["runs"][0]
+    assert run["probe"] == "train" and run["cut_by_budget"] and run["steps_done"] < run["steps_planned"] == 100
+    proc = kerascheck("--budget", "1", "--select", "KC6,KC1", str(tmp_path / "big.keras"), "--no-html")
+    assert "the time budget cut: the time budget (--budget 1) ran out" in " ".join(proc.stdout.split())
 
 
 def test_uncompiled_model_says_which_defaults_the_probes_used(tmp_path):

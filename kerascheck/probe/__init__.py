@@ -10,6 +10,7 @@ that need it are skipped with that reason; the others keep their evidence.
 """
 from __future__ import annotations
 
+import math
 import os
 import time
 import traceback
@@ -100,7 +101,10 @@ class ProbeResults:
     kernel_params: dict = field(default_factory=dict)  # layer -> parameters in its kernels
     layer_order: list = field(default_factory=list)  # weighted layers, input to output
     seconds: float = 0.0
-    cut: list = field(default_factory=list)  # probes the budget shortened or skipped
+    budget: float = 0.0  # the --budget the probes ran under, in seconds
+    cut: list = field(default_factory=list)  # what the budget cut, said in the report
+    budget_cut: dict = field(default_factory=dict)  # probe -> why the budget kept it from its verdict
+    cut_runs: dict = field(default_factory=dict)  # probe -> the TrainRun the budget stopped (for the record)
     input_stats: list = field(default_factory=list)  # per model input, from --data only
     target_stats: dict | None = None  # from --data y only
     failures: dict = field(default_factory=dict)  # probe -> why it could not run
@@ -110,6 +114,39 @@ class ProbeResults:
     learning_rate: float | None = None  # the configured rate at step 0
     output_units: list = field(default_factory=list)  # last dimension of each output
     synthetic_labels: bool = False  # --data without labels: the labels were made up
+    inputs_drawn: list = field(default_factory=list)  # per input: how synthetic values were drawn
+    training: dict = field(default_factory=dict)  # how a probe step trains: mode, losses, optimizer
+    runs: list = field(default_factory=list)  # (probe, TrainRun) in the order they ran
+
+    def record(self) -> dict:
+        """What the probes did, for the machine formats: data, loss, optimizer, steps, cuts, failures."""
+        from kerascheck.probe.train import TrainRun
+
+        runs = []
+        for name, run in self.runs:
+            if isinstance(run, TrainRun):
+                runs.append({"probe": name, "learning_rate": run.learning_rate, "steps_planned": run.steps_planned,
+                             "steps_done": run.steps_done, "diverged_at": run.diverged_at, "cut_by_budget": run.cut,
+                             "first_loss": _finite(run.losses[0]) if run.losses else None,
+                             "last_loss": _finite(run.losses[-1]) if run.losses else None})
+        return {
+            "device": self.device,
+            "seconds": round(self.seconds, 2),
+            "budget": self.budget,
+            "data": {"description": self.data_description, "synthetic_inputs": self.synthetic,
+                     "synthetic_labels": self.synthetic_labels, "inputs": list(self.inputs_drawn)},
+            "training": {"how": "no probe training", "losses": [], "optimizer": None, "learning_rate": None,
+                         **self.training, "assumed": list(self.defaults), "notes": list(self.notes)},
+            "runs": runs,
+            "cut_by_budget": dict(self.budget_cut),
+            "failed": dict(self.failures),
+            "not_applicable": dict(self.not_applicable),
+        }
+
+
+def _finite(v) -> float | str:
+    v = float(v)
+    return v if math.isfinite(v) else str(v).lower()
 
 
 def run_probes(info: ModelInfo, spec, options: Options, want: set) -> ProbeResults:
@@ -120,7 +157,6 @@ def run_probes(info: ModelInfo, spec, options: Options, want: set) -> ProbeResul
 
     model, io = info.model, info.io
     start = time.monotonic()
-    deadline = start + options.budget
     no_training = None
     try:
         setup = make_setup(model, io, spec, options)
@@ -140,7 +176,8 @@ def run_probes(info: ModelInfo, spec, options: Options, want: set) -> ProbeResul
                            data_description=sample.description, defaults=setup.defaults, notes=setup.notes,
                            loss_name=setup.loss_name, task=setup.task, meanings=list(info.meanings),
                            label_kinds=kinds, learning_rate=setup.learning_rate,
-                           output_units=[p.shape[-1] if p.shape else 1 for p in io.outputs])
+                           output_units=[p.shape[-1] if p.shape else 1 for p in io.outputs],
+                           budget=options.budget)
     results.synthetic_labels = sample.synthetic or sample.synthetic_labels
     if no_training is not None:
         want = want - {"train", "sweep", "gradients", "overfit"}
@@ -152,9 +189,7 @@ def run_probes(info: ModelInfo, spec, options: Options, want: set) -> ProbeResul
         if len(v.shape) >= 2:
             results.kernel_params[name] = results.kernel_params.get(name, 0) + int(np.prod(v.shape))
 
-    def share(fraction):
-        return min(deadline, time.monotonic() + fraction * options.budget)
-
+    budget = _Budget(start, options.budget, want)
     progress = _Progress(options.progress, spec.path)
 
     def attempt(name: str, fn):
@@ -173,6 +208,13 @@ def run_probes(info: ModelInfo, spec, options: Options, want: set) -> ProbeResul
         finally:
             trainer.reset()
 
+    def cut(name: str, run: TrainRun | None = None, what: str = "") -> None:
+        """The budget ended `name` before its verdict: its rules are skipped, never judged on a part."""
+        results.budget_cut[name] = budget.reason(name, run, what)
+        results.cut.append(results.budget_cut[name])
+        if run is not None:
+            results.cut_runs[name] = run
+
     if "data" in want and not sample.synthetic:
         results.input_stats = attempt("data", lambda: input_stats(io, spec, sample, info.roles, info.paths,
                                                                   DATA_STATS_EXAMPLES, batch)) or []
@@ -180,34 +222,51 @@ def run_probes(info: ModelInfo, spec, options: Options, want: set) -> ProbeResul
             y = np.asarray(sample.y[0], dtype=np.float64)
             results.target_stats = stats(y.reshape(len(y), -1))
 
+    # Every probe runs a fixed number of steps, whatever the machine's speed; the budget
+    # only stops a probe outright, and then its rules are skipped with the reason.
     if want & {"train", "sweep", "gradients"} and trainer.vars:
-        def train():
-            run = trainer.train(batcher(sample, np.random.default_rng(options.seed), batch), TRAIN_STEPS,
-                                None, share(0.3), override_lr=False,
-                                progress=progress.stage("training at the configured rate"))
-            if run.cut:
-                results.cut.append(f"training at the configured rate stopped after {run.steps_done} of "
-                                   f"{TRAIN_STEPS} steps")
-            return run
-        results.train = attempt("train", train)
-        if results.train is not None and results.train.diverged_at is not None:
-            attempt("train", lambda: _sweep(trainer, sample, results, options, share(0.25), batch))
+        results.train = attempt("train", lambda: budget.track("train", trainer.train(
+            batcher(sample, np.random.default_rng(options.seed), batch), TRAIN_STEPS, None, budget.deadline,
+            override_lr=False, progress=progress.stage("training at the configured rate"))))
+        if results.train is not None and results.train.cut:
+            cut("train", results.train, "training at the configured rate")
+            results.train = None
+        elif results.train is not None and results.train.diverged_at is not None:
+            attempt("sweep", lambda: _sweep(trainer, sample, results, options, budget, batch))
+            if "sweep" in results.failures:
+                results.failures.setdefault("train", results.failures["sweep"])
             results.nan_layer = attempt("train", lambda: locate_divergence(trainer, sample, results.train, options,
                                                                              info.paths, batch))
             results.growth = attempt("train", lambda: activation_growth(io, sample, info.paths)) or []
     if "overfit" in want:
-        results.overfit = attempt("overfit", lambda: overfit(trainer, sample, kinds, options, share(0.35),
-                                                             progress=progress.stage("overfitting 10 examples")))
-    if "batch" in want and time.monotonic() < deadline:
-        results.batch = attempt("batch", lambda: batch_dependence(io, sample, info.paths))
-    elif "batch" in want:
-        results.cut.append("batch-dependence probe skipped: no budget left")
-    if "activations" in want and time.monotonic() < deadline:
-        examples = SAMPLE_SIZE if batch == BATCH_SIZE else 64
-        results.activations = attempt("activations", lambda: activation_stats(io, sample, info.paths, examples,
-                                                                              batch))
+        if budget.spent():
+            cut("overfit")
+        else:
+            results.overfit = attempt("overfit", lambda: overfit(trainer, sample, kinds, options, budget.deadline,
+                                                                 progress=progress.stage("overfitting 10 examples")))
+            if results.overfit is not None:
+                budget.track("overfit", results.overfit["run"])
+            if results.overfit is not None and results.overfit["run"].cut:
+                cut("overfit", results.overfit["run"], "overfitting 10 examples")
+                results.overfit = None
+    if "batch" in want:
+        if budget.spent():
+            cut("batch")
+        else:
+            results.batch = attempt("batch", lambda: batch_dependence(io, sample, info.paths))
+    if "activations" in want:
+        if budget.spent():
+            cut("activations")
+        else:
+            examples = SAMPLE_SIZE if batch == BATCH_SIZE else 64
+            results.activations = attempt("activations", lambda: activation_stats(io, sample, info.paths, examples,
+                                                                                  batch))
     trainer.reset()
     progress.done()
+    results.runs = budget.runs
+    results.training = setup.record()
+    results.inputs_drawn = [] if not sample.synthetic else [role.drawn(port) for port, role in
+                                                            zip(io.inputs, info.roles)]
     results.seconds = time.monotonic() - start
     return results
 
@@ -229,19 +288,62 @@ def _sample(info: ModelInfo, setup, rng, options: Options) -> Sample:
     return Sample(xs, ys, True, f"{SAMPLE_SIZE} synthetic examples shaped like the model's inputs, {what}")
 
 
-def _sweep(trainer, sample, results, options, deadline, batch):
+def _sweep(trainer, sample, results, options, budget, batch):
+    """Divide the rate by 3 until 100 steps stay finite (at most SWEEP_TRIES tries)."""
     lr = results.train.learning_rate
     for k in range(1, SWEEP_TRIES + 1):
-        if time.monotonic() > deadline:
-            results.cut.append(f"learning-rate sweep stopped after {k - 1} tries")
-            return
         lr_k = lr / 3 ** k
         run = trainer.train(batcher(sample, np.random.default_rng(options.seed), batch), TRAIN_STEPS, lr_k,
-                            deadline)
+                            budget.deadline)
+        budget.track("sweep", run)
+        if run.cut:
+            results.budget_cut["sweep"] = budget.reason("sweep", run, f"the learning-rate sweep (try {k} of "
+                                                                      f"{SWEEP_TRIES}, rate {lr_k:.3g})")
+            results.cut.append(results.budget_cut["sweep"])
+            results.cut_runs["sweep"] = run
+            return
         results.sweep.append((lr_k, run.diverged_at))
-        if run.diverged_at is None and not run.cut:
+        if run.diverged_at is None:
             results.stable_run = run
             return
+
+
+# Steps each probe plans, to tell a user whose budget ran out what budget lets it finish.
+_PLANNED = {"train": TRAIN_STEPS, "sweep": TRAIN_STEPS * 2, "overfit": OVERFIT_STEPS, "batch": 10,
+            "activations": 10}
+_ORDER = ("train", "sweep", "overfit", "batch", "activations")
+_NAMES = {"train": "training at the configured rate", "sweep": "the learning-rate sweep",
+          "overfit": "the overfit probe", "batch": "the batch-dependence probe",
+          "activations": "the activation-statistics probe"}
+
+
+class _Budget:
+    """The one clock the probes consult: it stops a probe outright, it never shortens a verdict."""
+
+    def __init__(self, start: float, seconds: float, want: set):
+        self.start, self.seconds, self.want = start, seconds, want
+        self.deadline = start + seconds
+        self.steps = 0
+        self.runs: list = []  # (probe, TrainRun) in the order they ran
+
+    def spent(self) -> bool:
+        return time.monotonic() >= self.deadline
+
+    def track(self, name: str, run: TrainRun) -> TrainRun:
+        self.steps += run.steps_done
+        self.runs.append((name, run))
+        return run
+
+    def reason(self, name: str, run: TrainRun | None, what: str) -> str:
+        elapsed = time.monotonic() - self.start
+        per_step = elapsed / max(self.steps, 1)
+        later = [p for p in _ORDER[_ORDER.index(name):] if p in self.want or p == name]
+        left = sum(_PLANNED[p] for p in later) - (run.steps_done if run is not None else 0)
+        need = int(math.ceil((elapsed + 1.2 * per_step * max(left, 0)) / 30.0) * 30)
+        done = (f"after {run.steps_done} of {run.steps_planned} steps of {what}" if run is not None
+                else f"before {_NAMES[name]} started")
+        return (f"the time budget (--budget {self.seconds:g}) ran out {done}; a probe cut short is not judged: "
+                f"--budget {max(need, int(self.seconds) + 30)} lets it finish")
 
 
 class _Progress:

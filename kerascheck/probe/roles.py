@@ -33,6 +33,14 @@ class InputRole:
     categorical: bool = False  # ids, not measurements: scale is not judged
     why: str = ""
 
+    def drawn(self, port) -> str:
+        """How synthetic values for this input are drawn, in words."""
+        if self.ids is not None:
+            return f"{port.name}: integer ids in [{self.low}, {self.ids})" + (f" ({self.why})" if self.why else "")
+        if self.pixels:
+            return f"{port.name}: pixel values in [0, 255]" + (f" ({self.why})" if self.why else "")
+        return f"{port.name}: standard normal values"
+
 
 def input_roles(model, io, spec) -> list:
     roles = [_from_config(spec, i, port) for i, port in enumerate(io.inputs)]

@@ -77,6 +77,15 @@ class Setup:
     def needs_labels(self) -> bool:
         return self.mode == "loss"
 
+    def record(self) -> dict:
+        """How a probe step trains, for the machine formats."""
+        return {"how": {"loss": "kerascheck's step with the compiled loss", "add_loss": "the losses its layers add",
+                        "train_step": "the model's own train_step", "none": "nothing (no loss could be rebuilt)"}
+                [self.mode],
+                "losses": [{"loss": l.name, "from_logits": l.from_logits, "custom": l.custom, "weight": l.weight,
+                            "labels": l.kind} for l in self.losses],
+                "optimizer": getattr(self.opt_class, "__name__", None), "learning_rate": self.learning_rate}
+
     def make_optimizer(self, learning_rate: float | None = None):
         cfg = dict(self.opt_config)
         if learning_rate is not None:
