@@ -289,13 +289,16 @@ class _TierBuilder:
         from kerascheck.probe import prepare
 
         options = self._options()
+        loaded = False
         try:
             with _quiet(options):
                 model = load_model(self.facts.spec, options)
+                loaded = True
                 self.facts.info = prepare(model, self.facts.spec, options, self.facts.data)
                 self.facts.model = model
         except TierUnavailable as exc:
-            self.failed["model"] = self.failed["probe"] = f"the model was not loaded: {exc}"
+            what = "the model loaded, but kerascheck could not run it" if loaded else "the model was not loaded"
+            self.failed["model"] = self.failed["probe"] = f"{what}: {exc}"
             raise _Unavailable(self.failed["model"]) from None
         except (InputError, UsageError) as exc:
             self.result.errors.append({"message": str(exc)})

@@ -19,6 +19,9 @@ import numpy as np
 from kerascheck.modeltier import TierUnavailable
 
 PROBE_BATCH = 2  # examples in the call that finds a subclassed model's outputs
+# Sizes tried, in order, for an input's open dimensions (a sequence length, an image side):
+# the first the model accepts is used everywhere (strided convolutions need longer inputs).
+FILLS = (8, 32, 64, 128, 256)
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,7 @@ class ModelIO:
         self.functional = is_functional(model)
         self.keras = keras
         self.source = "the model's inputs"
+        self.fill = FILLS[0]  # the size of every open dimension of the inputs kerascheck makes up
         if self.functional:
             tensors = list(model.inputs)
             # The inputs' own names, in the model's order (a config may list its InputLayers in
@@ -54,6 +58,28 @@ class ModelIO:
         else:
             self.inputs, self._template, self.source = _subclass_inputs(model, spec, data_shapes)
         self.outputs = self._find_outputs()
+
+    def shape(self, port: "Port", n: int) -> tuple:
+        """The concrete shape of n examples for `port`, open dimensions filled with self.fill."""
+        return (n,) + tuple(d if d is not None else self.fill for d in port.shape)
+
+    def zeros(self, n: int) -> list:
+        return [_zeros(p, n, self.fill) for p in self.inputs]
+
+    def _open(self) -> bool:
+        return any(d is None for p in self.inputs for d in p.shape)
+
+    def _first_call(self):
+        """Call the model once on zeros, with the first open-dimension size it accepts; its outputs."""
+        error = None
+        for fill in FILLS if self._open() else FILLS[:1]:
+            self.fill = fill
+            try:
+                return self(self.zeros(PROBE_BATCH), training=False)
+            except Exception as exc:  # too short for its convolutions, say: try a longer one
+                error = error or exc
+        self.fill = FILLS[0]
+        raise error
 
     # -- calling
 
@@ -81,9 +107,8 @@ class ModelIO:
             if len(names) != len(tensors):
                 names = [t.name.split(":")[0] for t in tensors]
             return [Port(n, tuple(t.shape[1:]), str(t.dtype)) for n, t in zip(names, tensors)]
-        xs = [_zeros(p, PROBE_BATCH) for p in self.inputs]
         try:
-            outs = self(xs, training=False)
+            outs = self._first_call()
         except Exception as exc:
             raise TierUnavailable(f"calling the model on inputs shaped {_shapes(self.inputs)} "
                                   f"({self.source}) failed: {error_line(exc)}") from None
@@ -102,8 +127,10 @@ def is_functional(model) -> bool:
         return False
 
 
-def _zeros(port: Port, n: int) -> np.ndarray:
-    shape = (n,) + tuple(d if d is not None else 8 for d in port.shape)
+def _zeros(port: Port, n: int, fill: int = FILLS[0]) -> np.ndarray:
+    shape = (n,) + tuple(d if d is not None else fill for d in port.shape)
+    if port.dtype == "string":
+        return np.full(shape, "", dtype=object)
     return np.zeros(shape, dtype=port.dtype if "int" in port.dtype or "float" in port.dtype else "float32")
 
 

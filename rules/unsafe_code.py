@@ -520,7 +520,10 @@ def _classify(module: str, name: str, function: bool, legacy: bool = False):
     inner = namespace[1:]
     if inner[:1] == ["src"]:
         inner = inner[1:]
-    bad = [p for p in inner if p in NON_MODELING_PARTS and not (legacy and p == "backend")]
+    # keras.layers.preprocessing (Keras's and KerasHub's) holds layers, not the data utilities of
+    # keras.preprocessing: FeatureSpace's TFDConcat and every lookup layer live there.
+    bad = [p for i, p in enumerate(inner) if p in NON_MODELING_PARTS and not (legacy and p == "backend")
+           and not (p == "preprocessing" and i > 0 and inner[i - 1] == "layers")]
     if root == "keras" and inner and inner[0] not in MODELING and not (legacy and inner[0] == "backend"):
         bad = bad or [inner[0]]
     if bad:
@@ -595,4 +598,8 @@ def _is_custom(layer) -> bool:
         return True
     if layer.module and not (layer.module.startswith("keras") or layer.module.startswith("tf_keras")):
         return True
-    return ">" in layer.class_name or layer.class_name not in BUILTIN_LAYERS
+    if ">" in layer.class_name:
+        return True
+    # Keras's own classes that keras.layers does not export (FeatureSpace's TFDConcat) are
+    # written with their full module path: Keras's code, not the user's.
+    return layer.class_name not in BUILTIN_LAYERS and not (layer.module or "").split(".")[0] in ("keras", "tf_keras")

@@ -47,6 +47,7 @@ class ModelInfo:
     raw_data: object = None  # RawData from --data
     sample_x: list = field(default_factory=list)  # the inputs the meanings were measured on
     measured_on: str = ""
+    output_shapes: list = field(default_factory=list)  # per output, without the batch axis, on sample_x
 
 
 def prepare(model, spec, options: Options, raw=None) -> ModelInfo:
@@ -57,12 +58,17 @@ def prepare(model, spec, options: Options, raw=None) -> ModelInfo:
     if raw is None and options.data:
         raw = read_arrays(options.data)
     io = ModelIO(model, spec, data_shapes(raw) if raw is not None else None)
+    if io.functional and io._open() and raw is None:
+        try:
+            io._first_call()  # picks the size of the open dimensions the model accepts
+        except Exception:
+            pass  # said below, where the model is called on the sample
     paths = layer_paths(model)
-    roles = input_roles(model, io, spec)
+    roles = input_roles(model, io, spec, paths)
     rng = np.random.default_rng(options.seed)
     # Enough examples to tell probabilities from unbounded values; few where each is large
     # (a 224x224 image through ConvNeXt costs a second on a CPU).
-    size = sum(int(np.prod([d or 8 for d in p.shape])) for p in io.inputs)
+    size = sum(int(np.prod(io.shape(p, 1)[1:])) for p in io.inputs)
     n = 32 if size <= 4096 else (8 if size <= 65536 else 2)
     if raw is not None:
         xs = [x[:n] for x in load_data(raw, io).x]
@@ -75,9 +81,11 @@ def prepare(model, spec, options: Options, raw=None) -> ModelInfo:
     except Exception as exc:
         from kerascheck.modelio import error_line
 
-        raise TierUnavailable(f"calling the model failed: {error_line(exc)}") from None
+        raise TierUnavailable(f"calling the model on {measured_on} failed: {error_line(exc)}") from None
     meanings = output_meanings([np.asarray(o) for o in outs])
-    return ModelInfo(model, io, paths, variable_owners(model, paths), roles, meanings, raw, xs, measured_on)
+    info = ModelInfo(model, io, paths, variable_owners(model, paths), roles, meanings, raw, xs, measured_on)
+    info.output_shapes = [tuple(np.shape(o)[1:]) for o in outs]
+    return info
 
 
 @dataclass
@@ -276,14 +284,14 @@ def _sample(info: ModelInfo, setup, rng, options: Options) -> Sample:
     if info.raw_data is not None:
         sample = load_data(info.raw_data, io)
         if setup.needs_labels and sample.y is None:
-            sample.y = synthesize_labels(io, setup, info.meanings, rng, len(sample))
+            sample.y = synthesize_labels(io, setup, info.meanings, rng, len(sample), info.output_shapes)
             sample.description += " with synthetic labels"
             sample.synthetic_labels = True
         elif not setup.needs_labels:
             sample.y = None
         return sample
     xs = synthesize_inputs(io, info.roles, rng, SAMPLE_SIZE)
-    ys = synthesize_labels(io, setup, info.meanings, rng, SAMPLE_SIZE)
+    ys = synthesize_labels(io, setup, info.meanings, rng, SAMPLE_SIZE, info.output_shapes)
     what = f"labels for {setup.loss_name}" if ys is not None else f"no labels ({setup.loss_name})"
     return Sample(xs, ys, True, f"{SAMPLE_SIZE} synthetic examples shaped like the model's inputs, {what}")
 

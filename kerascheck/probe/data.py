@@ -159,14 +159,22 @@ def load_data(raw: RawData, io) -> Sample:
         raise UsageError(f"--data {source}: holds no inputs (x)")
     n = len(xs[0])
     holder = "file" if source.endswith((".npz", ".npy")) else "data"
-    for port, x in zip(io.inputs, xs):
+    for k, (port, x) in enumerate(zip(io.inputs, xs)):
         want = tuple(port.shape)
+        x = xs[k] = fit_rank(x, want)
         if x.ndim != len(want) + 1 or any(w is not None and w != g for w, g in zip(want, x.shape[1:])):
+            also = " (or without its last axis of 1, as fit() takes it)" if want and want[-1] == 1 else ""
             raise UsageError(f"--data {source}: input {port.name!r} expects shape (N, "
-                             f"{', '.join('?' if w is None else str(w) for w in want)}) but the {holder} has "
-                             f"{x.shape}")
+                             f"{', '.join('?' if w is None else str(w) for w in want)}){also} but the {holder} "
+                             f"has {x.shape}")
         if len(x) != n:
             raise UsageError(f"--data {source}: inputs have different numbers of examples")
+        if port.dtype == "string":
+            if x.dtype.kind not in "USO":
+                raise UsageError(f"--data {source}: input {port.name!r} takes strings but the {holder} holds "
+                                 f"{x.dtype}")
+            xs[k] = x.astype(object)
+            continue
         want_int = "int" in port.dtype
         if x.dtype.kind not in "biuf" or (want_int and x.dtype.kind == "f" and not np.all(np.mod(x, 1) == 0)):
             raise UsageError(f"--data {source}: input {port.name!r} expects {port.dtype} values but the {holder} "
@@ -178,11 +186,28 @@ def load_data(raw: RawData, io) -> Sample:
                              f"examples but x has {n}")
         if y.dtype.kind not in "biuf":
             raise UsageError(f"--data {source}: labels for {port.name!r} hold {y.dtype}, not numbers")
-    if n < MIN_EXAMPLES:
-        raise UsageError(f"--data {source}: needs at least {MIN_EXAMPLES} examples, the data has {n}")
+    if n == 0:
+        raise UsageError(f"--data {source}: holds no examples")
     keep = min(n, MAX_DATA_EXAMPLES)
-    return Sample([x[:keep] for x in xs], None if ys is None else [y[:keep] for y in ys], False,
-                  f"{keep} examples from {source}")
+    xs, ys = [x[:keep] for x in xs], None if ys is None else [y[:keep] for y in ys]
+    what = f"{keep} examples from {source}"
+    if n < MIN_EXAMPLES:
+        # fit() trains on 4 examples (an XOR net); the probes repeat them rather than refuse them.
+        reps = -(-MIN_EXAMPLES // n)
+        xs = [np.concatenate([x] * reps) for x in xs]
+        ys = None if ys is None else [np.concatenate([y] * reps) for y in ys]
+        what = f"the {n} examples of {source}, repeated to {n * reps}"
+    return Sample(xs, ys, False, what)
+
+
+def fit_rank(x: np.ndarray, want: tuple) -> np.ndarray:
+    """An input array at the rank the model declares, adjusted by one where the missing or extra axis
+    is a last axis of 1, as Keras's Functional models adjust what fit() gives them."""
+    if x.ndim == len(want) and want and want[-1] == 1:
+        return x[..., None]
+    if x.ndim == len(want) + 2 and x.shape[-1] == 1:
+        return x[..., 0]
+    return x
 
 
 # ---------------------------------------------------------------------- synthetic
@@ -192,24 +217,37 @@ def synthesize_inputs(io, roles: list, rng: np.random.Generator, n: int) -> list
     """Inputs shaped like the model's, each drawn as `roles` says (see kerascheck.probe.roles)."""
     xs = []
     for port, role in zip(io.inputs, roles):
-        shape = (n,) + tuple(d if d is not None else 8 for d in port.shape)
+        shape = io.shape(port, n)
+        if port.dtype == "string":
+            words = role.vocabulary or [chr(ord("a") + i) for i in range(10)]
+            xs.append(np.asarray(rng.choice(np.asarray(words, dtype=object), size=shape), dtype=object))
+            continue
         dtype = port.dtype if ("int" in port.dtype or "float" in port.dtype) else "float32"
-        if role.ids is not None:
+        if role.vocabulary is not None:
+            xs.append(rng.choice(np.asarray(role.vocabulary), size=shape).astype(dtype))
+        elif role.ids is not None:
             xs.append(rng.integers(role.low, role.ids, size=shape).astype(dtype))
         elif role.pixels:
             xs.append(rng.uniform(0, 255, size=shape).astype(dtype))
+        elif role.mean is not None:
+            xs.append((role.mean + role.std * rng.standard_normal(shape)).astype(dtype))
         else:
             xs.append(rng.standard_normal(shape).astype(dtype))
     return xs
 
 
-def synthesize_labels(io, setup, meanings: list, rng: np.random.Generator, n: int) -> list | None:
-    """Labels each output's loss accepts; for a custom loss, labels like what the output produces."""
+def synthesize_labels(io, setup, meanings: list, rng: np.random.Generator, n: int,
+                      shapes: list | None = None) -> list | None:
+    """Labels each output's loss accepts; for a custom loss, labels like what the output produces.
+
+    Shaped like the outputs the model gave on synthetic inputs (`shapes`), whose open
+    dimensions (a sequence length) follow the inputs'."""
     if not setup.needs_labels:
         return None
     ys = []
-    for port, loss, meaning in zip(io.outputs, setup.losses, meanings):
-        out_shape = tuple(d if d is not None else 8 for d in port.shape)
+    for i, (port, loss, meaning) in enumerate(zip(io.outputs, setup.losses, meanings)):
+        out_shape = tuple(shapes[i]) if shapes and i < len(shapes) else \
+            tuple(d if d is not None else io.fill for d in port.shape)
         units = out_shape[-1] if out_shape else 1
         kind = loss.kind
         if kind == "match":

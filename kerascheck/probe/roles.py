@@ -32,18 +32,34 @@ class InputRole:
     pixels: bool = False  # synthetic values are 0..255 (the model rescales them itself)
     categorical: bool = False  # ids, not measurements: scale is not judged
     why: str = ""
+    vocabulary: list | None = None  # strings (or ids) a lookup layer knows: synthetic values come from it
+    mean: object = None  # an adapted Normalization's mean and standard deviation (broadcastable arrays):
+    std: object = None  # synthetic values are drawn on the scale the layer expects
 
     def drawn(self, port) -> str:
         """How synthetic values for this input are drawn, in words."""
+        why = f" ({self.why})" if self.why else ""
+        if port.dtype == "string":
+            return f"{port.name}: strings from a vocabulary of {len(self.vocabulary)}{why}" if self.vocabulary \
+                else f"{port.name}: single-letter strings"
+        if self.vocabulary is not None:
+            return f"{port.name}: values from a vocabulary of {len(self.vocabulary)}{why}"
         if self.ids is not None:
-            return f"{port.name}: integer ids in [{self.low}, {self.ids})" + (f" ({self.why})" if self.why else "")
+            return f"{port.name}: integer ids in [{self.low}, {self.ids}){why}"
         if self.pixels:
-            return f"{port.name}: pixel values in [0, 255]" + (f" ({self.why})" if self.why else "")
+            return f"{port.name}: pixel values in [0, 255]{why}"
+        if self.mean is not None:
+            import numpy as np
+
+            mean, std = np.asarray(self.mean, dtype=float), np.asarray(self.std, dtype=float)
+            return (f"{port.name}: normal values with the mean ({float(mean.min()):.3g} to {float(mean.max()):.3g}) "
+                    f"and spread ({float(std.min()):.3g} to {float(std.max()):.3g}) of the data{why}")
         return f"{port.name}: standard normal values"
 
 
-def input_roles(model, io, spec) -> list:
-    roles = [_from_config(spec, i, port) for i, port in enumerate(io.inputs)]
+def input_roles(model, io, spec, paths: dict | None = None) -> list:
+    live = {path: layer for path, layer in (paths or {}).values()}
+    roles = [_from_config(spec, i, port, live) for i, port in enumerate(io.inputs)]
     if any(r.why == "" for r in roles):  # custom layers or a subclass: only a trace can tell
         try:
             traced = _from_trace(model, io)
@@ -53,26 +69,56 @@ def input_roles(model, io, spec) -> list:
             if roles[i].why == "":
                 roles[i] = role
     for port, role in zip(io.inputs, roles):
-        if role.ids is None and "int" in port.dtype:
+        if role.ids is None and role.vocabulary is None and "int" in port.dtype:
             role.ids, role.categorical = DEFAULT_IDS, True
             role.why = role.why or f"integer input ({port.dtype})"
     return roles
 
 
+# Layers an input passes through unchanged in scale on its way to the layer that says what
+# it means (a data-augmentation block before a Normalization, say).
+_PASS_THROUGH = {"InputLayer", "Reshape", "Permute", "Flatten", "Resizing", "CenterCrop", "Cropping1D", "Cropping2D",
+                 "Cropping3D", "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D", "Identity", "Dropout",
+                 "GaussianNoise", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D"}
+_SCALE_LAYERS = set(CATEGORICAL_LAYERS) | {"Rescaling", "Normalization", "Discretization", "TextVectorization"}
+
+
 def _consumers(spec, index):
+    """The first layers that say what input `index` means, looking through pass-through and augmentation
+    layers and into nested models; None when the config cannot tell."""
     from kerascheck.topology import graph_of
 
     if spec is None or not spec.outputs or index >= len(spec.inputs):
         return None
     graph = graph_of(spec)
     start = spec.layer(spec.inputs[index].name)
-    return [graph.by_qual[q] for q in graph.consumers(start.qualname)] if start else None
+    if not start:
+        return None
+    out, seen, todo = [], set(), list(graph.consumers(start.qualname))
+    while todo:
+        q = todo.pop(0)
+        if q in seen or q not in graph.by_qual:
+            continue
+        seen.add(q)
+        layer = graph.by_qual[q]
+        cls = layer.class_name.split(">")[-1]
+        if cls not in _SCALE_LAYERS and (cls in _PASS_THROUGH or cls.startswith("Random")):
+            todo.extend(graph.consumers(q))
+        else:
+            out.append(layer)
+    return out
 
 
-def _from_config(spec, index, port) -> InputRole:
+def _from_config(spec, index, port, live: dict | None = None) -> InputRole:
+    live = live or {}
     consumers = _consumers(spec, index)
     for layer in consumers or ():
         cls = layer.class_name.split(">")[-1]
+        obj = live.get(layer.qualname)
+        if cls in ("StringLookup", "IntegerLookup", "TextVectorization") and obj is not None:
+            vocabulary = _vocabulary(obj)
+            if vocabulary:
+                return InputRole(vocabulary=vocabulary, categorical=True, why=f"feeds {cls} '{layer.qualname}'")
         if cls in CATEGORICAL_LAYERS:
             key = CATEGORICAL_LAYERS[cls]
             size = layer.config.get(key) if key else None
@@ -83,9 +129,51 @@ def _from_config(spec, index, port) -> InputRole:
         scale = layer.config.get("scale")
         if cls == "Rescaling" and isinstance(scale, (int, float)) and abs(scale) < 0.1:
             return InputRole(pixels=True, why=f"rescaled by '{layer.qualname}'")
+        if cls == "Normalization" and obj is not None:
+            stats = _normalization_stats(obj)
+            if stats is not None:
+                return InputRole(mean=stats[0], std=stats[1], why=f"normalized by '{layer.qualname}'")
+        if cls == "Discretization":
+            bins = layer.config.get("bin_boundaries")
+            if isinstance(bins, list) and len(bins) >= 2 and all(isinstance(b, (int, float)) for b in bins):
+                lo, hi = float(min(bins)), float(max(bins))
+                width = (hi - lo) / (len(bins) - 1)
+                mean, std = (lo + hi) / 2, (hi - lo + 2 * width) / 4
+                return InputRole(mean=mean, std=std, why=f"bucketed by '{layer.qualname}'")
     if consumers and all(l.class_name in BUILTIN_LAYERS for l in consumers):
         return InputRole(why="feeds Keras's own layers")
     return InputRole()
+
+
+def _vocabulary(layer) -> list | None:
+    """The values a lookup layer knows, without its mask and out-of-vocabulary entries."""
+    try:
+        vocabulary = list(layer.get_vocabulary(include_special_tokens=False))
+    except TypeError:
+        vocabulary = list(layer.get_vocabulary())
+    except Exception:
+        return None
+    vocabulary = [v.decode() if isinstance(v, bytes) else v for v in vocabulary]
+    vocabulary = [v for v in vocabulary if v not in ("", "[UNK]", -1)]
+    return vocabulary[:100_000] or None
+
+
+def _normalization_stats(layer):
+    """(mean, std) of an adapted or configured Normalization, broadcastable to its input; None if unknown."""
+    import numpy as np
+
+    try:
+        if getattr(layer, "invert", False):
+            return None
+        mean = np.asarray(layer.mean, dtype=np.float64)
+        std = np.sqrt(np.maximum(np.asarray(layer.variance, dtype=np.float64), 0.0))
+    except Exception:
+        return None
+    if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(std))) or mean.size == 0:
+        return None
+    if mean.ndim and mean.shape[0] == 1:  # Keras keeps the batch axis in the broadcast shape
+        mean, std = mean[0], std[0]
+    return mean, np.where(std > 0, std, 1.0)
 
 
 def _from_trace(model, io) -> dict:

@@ -98,9 +98,29 @@ class Setup:
 
         total = None
         for loss, y, pred in zip(self.losses, ys, preds):
+            y, pred = same_rank(tf.convert_to_tensor(y), pred)
             value = tf.reduce_mean(tf.cast(loss.fn(y, pred), tf.float32)) * loss.weight
             total = value if total is None else total + value
         return total
+
+
+def same_rank(y, pred):
+    """Labels and predictions at the same rank, as Keras's compiled loss makes them: labels (N,)
+    for an output (N, 1) get their last axis, and the other way round (fit() accepts both)."""
+    import tensorflow as tf
+
+    ry, rp = len(y.shape), len(pred.shape)
+    if ry == rp + 1 and y.shape[-1] == 1:
+        if rp == 1:
+            pred = tf.expand_dims(pred, -1)
+        else:
+            y = tf.squeeze(y, -1)
+    elif rp == ry + 1 and pred.shape[-1] == 1:
+        if ry == 1:
+            y = tf.expand_dims(y, -1)
+        else:
+            pred = tf.squeeze(pred, -1)
+    return y, pred
 
 
 def make_setup(model, io, spec, options: Options) -> Setup:
