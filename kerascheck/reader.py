@@ -16,6 +16,7 @@ weights archive member is read in place rather than extracted.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import os
@@ -186,16 +187,66 @@ def _read_keras(path: str, stack: contextlib.ExitStack) -> ModelSpec:
 
     weights: dict[str, tuple[WeightRef, ...]] = {}
     walked: list[LayerSpec] | None = None
+    optimizers: tuple = ()
     if "model.weights.h5" in members:
         fileobj = _member_fileobj(zf, raw, members["model.weights.h5"], file_size)
         h5 = _open_h5(fileobj, "model.weights.h5", stack, limit_bytes=members["model.weights.h5"].file_size)
         if is_subclassed(config):
-            walked = _SubclassWalker(h5).layers(config)
+            walker = _SubclassWalker(h5)
+            walked = walker.layers(config)
+            optimizers = tuple(walker.optimizers)
         else:
-            _KerasWeightMapper(h5).map_model("", config, (), weights)
+            mapper = _KerasWeightMapper(h5)
+            mapper.map_model("", config, (), weights)
+            optimizers = tuple(stored_optimizers(mapper.tree, mapper.tree.kids("")))
 
     compile_cfg = config.get("compile_config")
-    return _build_spec(path, "keras", keras_version, config, weights, compile_cfg, tuple(notes), walked)
+    spec = _build_spec(path, "keras", keras_version, config, weights, compile_cfg, tuple(notes), walked)
+    return dataclasses.replace(spec, optimizers=optimizers) if optimizers else spec
+
+
+# Keras names an optimizer's state group after its class in snake case ("adam", "adam_1", "rm_sprop").
+_OPTIMIZER_CLASSES = {"adam": "Adam", "adam_w": "AdamW", "adamw": "AdamW", "rm_sprop": "RMSprop",
+                      "rmsprop": "RMSprop", "sgd": "SGD", "nadam": "Nadam", "adamax": "Adamax", "adagrad": "Adagrad",
+                      "adadelta": "Adadelta", "ftrl": "Ftrl", "lion": "Lion", "lamb": "Lamb", "muon": "Muon",
+                      "adafactor": "Adafactor", "loss_scale_optimizer": "LossScaleOptimizer"}
+
+
+def _is_optimizer_group(tree: "_LinkTree", path: str) -> bool:
+    """An optimizer's state: its first variable is the scalar integer step counter (`iterations`)."""
+    vars_path = _join(path, "vars")
+    if "0" not in tree.kids(vars_path) or "layers" in tree.kids(path):
+        return False
+    first = tree.open(_join(vars_path, "0"))
+    return getattr(first, "shape", None) == () and getattr(first, "dtype", None) is not None \
+        and first.dtype.kind in "iu"
+
+
+def stored_optimizers(tree: "_LinkTree", names) -> list:
+    """The optimizers among the top-level groups `names` of a .keras weights file, with their steps."""
+    from kerascheck.spec import StoredOptimizer
+
+    out = []
+    for name in sorted(names, key=_natural_key):
+        if name == "vars" or not _is_optimizer_group(tree, name):
+            continue
+        vars_path = _join(name, "vars")
+        keys = sorted(tree.kids(vars_path), key=_natural_key)
+        try:
+            iterations = int(tree.open(_join(vars_path, "0"))[()])
+        except Exception:
+            continue
+        rate = None
+        if len(keys) > 1:
+            second = tree.open(_join(vars_path, keys[1]))
+            if getattr(second, "shape", None) == () and second.dtype.kind == "f":
+                rate = float(second[()])
+        recorded = tree.attr(vars_path, "name") or name
+        cls = _OPTIMIZER_CLASSES.get(re.sub(r"_\d+$", "", recorded))
+        slots = sum(int(np.prod(tree.open(_join(vars_path, k)).shape or (1,))) for k in keys[1:])
+        out.append(StoredOptimizer(attribute=name, class_name=cls, iterations=iterations, learning_rate=rate,
+                                   slots=slots))
+    return out
 
 
 def _unsafe_member_name(name: str) -> bool:
@@ -681,8 +732,12 @@ class _SubclassWalker:
         own = list(self._own(name))
         if own:  # add_weight() on the model itself
             out.append(self._layer((name,), "Layer", own, name))
+        # Optimizers a subclass holds as attributes (a GAN's d_optimizer and g_optimizer) are
+        # state, not layers: their slots are never parameters.
+        self.optimizers = stored_optimizers(self.tree, self.tree.kids(""))
+        state = {o.attribute for o in self.optimizers}
         for kid in sorted(self.tree.kids(""), key=_natural_key):
-            if kid not in _NOT_LAYERS:
+            if kid not in _NOT_LAYERS and kid not in state:
                 self._visit(kid, (kid,), None, out)
         return out
 

@@ -97,6 +97,18 @@ class OptimizerSpec:
 
 
 @dataclass(frozen=True)
+class StoredOptimizer:
+    """An optimizer whose state the weights file holds: the compiled one (`optimizer`) or one a
+    subclass keeps as an attribute (a GAN's `d_optimizer`), with the steps it took."""
+
+    attribute: str  # where the model holds it: "optimizer", "d_optimizer", "g_optimizer"
+    class_name: str | None  # from the name Keras recorded ("adam_1" -> Adam); None when unknown
+    iterations: int  # steps it applied
+    learning_rate: float | None  # the rate stored with its state (None under a schedule)
+    slots: int  # values of state it holds (moments and the like), never counted as parameters
+
+
+@dataclass(frozen=True)
 class LossSpec:
     name: str  # canonical snake_case, e.g. "categorical_crossentropy"
     from_logits: bool
@@ -128,6 +140,21 @@ class ModelSpec:
     # The compile config as saved ({"optimizer", "loss", "loss_weights", ...}), for the probes,
     # which rebuild the loss with Keras; None when the model was saved uncompiled.
     raw_compile: Mapping[str, Any] | None = None
+    # Every optimizer the weights file holds state for (.keras only; empty for .h5 and SavedModel).
+    optimizers: tuple[StoredOptimizer, ...] = ()
+
+    def stepped_optimizers(self) -> tuple[StoredOptimizer, ...]:
+        """The stored optimizers that applied at least one step: the ones that really trained it."""
+        return tuple(o for o in self.optimizers if o.iterations > 0)
+
+    def held_optimizers(self) -> tuple[StoredOptimizer, ...]:
+        """The optimizers the model holds itself (a GAN's d_optimizer, g_optimizer) when they, not the
+        compiled one, took the training steps: a subclass with its own compile() stores the default
+        optimizer of super().compile() in its compile config and never uses it."""
+        stepped = self.stepped_optimizers()
+        if not stepped or any(o.attribute == "optimizer" for o in stepped):
+            return ()
+        return stepped
 
     @property
     def param_count(self) -> int:

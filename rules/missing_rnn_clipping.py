@@ -42,7 +42,7 @@ model.compile(optimizer=keras.optimizers.Adam(1e-3, global_clipnorm=1.0), loss="
 When the model was saved without its optimizer, kerascheck cannot see the
 clipping and says so at info severity.
 """
-from kerascheck.rule import Rule
+from kerascheck.rule import Rule, Skip
 from kerascheck.topology import RECURRENT_CLASSES, inner_classes
 
 RULE = Rule(name="missing-rnn-clipping", code="KC201", severity="warning", tier="spec", needs=("train",))
@@ -105,11 +105,19 @@ def _probe_evidence(facts) -> tuple[str, dict, bool | None]:
 
 
 def check(facts):
+
     spec = facts.spec
     found = list(recurrent_layers(spec))
     if not found:
         return
     opt = spec.compile.optimizer if spec.compile is not None else None
+    held = spec.held_optimizers()
+    if held:
+        # The compiled optimizer never stepped; the ones that did are attributes of the model,
+        # and Keras saves their state but not their settings (clipping included).
+        raise Skip(f"the optimizers that trained this model ({', '.join(o.attribute for o in held)}) are held by "
+                   "the model itself, and Keras saves their state but not their settings, so whether they clip "
+                   "cannot be read from the file")
     if opt is not None and opt.clipped:
         return
     names = [layer.qualname for layer, _, _ in found]

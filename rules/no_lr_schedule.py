@@ -46,6 +46,10 @@ def check(facts):
         yield from _live(spec, live)
         return
     opt = spec.compile.optimizer if spec.compile is not None else None
+    own = spec.held_optimizers()
+    if own:
+        yield from _held(own)
+        return
     if opt is None:
         raise Skip("the file has no saved optimizer")
     if opt.schedule is not None or opt.learning_rate is None:
@@ -60,6 +64,27 @@ def check(facts):
             "keras.optimizers.schedules.PiecewiseConstantDecay(boundaries=[10*steps, 13*steps, 16*steps], "
             f"values=[{lr:.3g}, {lr / 1.5:.3g}, {lr / 1.5 ** 2:.3g}, {lr / 1.5 ** 3:.3g}])",
         evidence={"learning_rate": lr, "optimizer": opt.class_name},
+    )
+
+
+def _held(optimizers):
+    constant = [o for o in optimizers if o.learning_rate is not None]
+    if not constant:
+        return  # their rates are schedules: no variable holds one rate
+    names = ", ".join(f"{o.attribute} ({o.class_name or 'an optimizer'} at {o.learning_rate:.3g}, "
+                      f"{o.iterations} steps)" for o in constant)
+    lr = constant[0].learning_rate
+    yield RULE.finding(
+        layer=None,
+        message=f"The optimizers that trained this model hold constant learning rates: {names}; nothing "
+                "decays them towards the end of training (a schedule is stored in no variable, and these "
+                "optimizers have none).",
+        fix="Give each optimizer a schedule, e.g. keras.optimizers.Adam(learning_rate="
+            f"keras.optimizers.schedules.CosineDecay({lr:.3g}, decay_steps=total_steps)), "
+            "where you create them for the model's compile().",
+        evidence={"optimizers": [{"attribute": o.attribute, "optimizer": o.class_name,
+                                  "learning_rate": o.learning_rate, "iterations": o.iterations}
+                                 for o in constant]},
     )
 
 

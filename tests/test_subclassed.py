@@ -189,3 +189,22 @@ def kerascheck_run(path):
                       "--custom-objects", CODE, path)
     assert proc.returncode == 1, proc.stderr
     return proc.stdout
+
+
+def test_optimizers_a_subclass_holds_are_state_not_parameters(tmp_path):
+    """A GAN's d_optimizer and g_optimizer: found with the steps they took, never counted as parameters."""
+    from held_optimizers import held_gan
+
+    from kerascheck.reader import open_spec
+
+    gan = held_gan(d_rate=2e-4, g_rate=1e-4, steps=3)
+    gan.save(tmp_path / "gan.keras")
+    with open_spec(str(tmp_path / "gan.keras")) as spec:
+        assert spec.param_count == gan.count_params()
+        stored = {o.attribute: o for o in spec.optimizers}
+        assert set(stored) == {"optimizer", "d_optimizer", "g_optimizer"}
+        assert stored["optimizer"].iterations == 0 and stored["optimizer"].class_name == "RMSprop"
+        assert stored["d_optimizer"].iterations == stored["g_optimizer"].iterations == 3
+        assert stored["d_optimizer"].class_name == "Adam" and abs(stored["d_optimizer"].learning_rate - 2e-4) < 1e-9
+        assert [o.attribute for o in spec.held_optimizers()] == ["d_optimizer", "g_optimizer"]
+        assert not any(layer.qualname.startswith(("d_optimizer", "g_optimizer")) for layer in spec.layers)

@@ -254,8 +254,11 @@ def run_probes(info: ModelInfo, spec, options: Options, want: set) -> ProbeResul
                                                                  progress=progress.stage("overfitting 10 examples")))
             if results.overfit is not None:
                 budget.track("overfit", results.overfit["run"])
-            if results.overfit is not None and results.overfit["run"].cut:
-                cut("overfit", results.overfit["run"], "overfitting 10 examples")
+                for retry in results.overfit["retries"]:
+                    budget.track(f"overfit at {retry['learning_rate']:.3g}", retry["run"])
+            if results.overfit is not None and results.overfit["cut"]:
+                last = (results.overfit["retries"] or [{"run": results.overfit["run"]}])[-1]["run"]
+                cut("overfit", last, "overfitting 10 examples")
                 results.overfit = None
     if "batch" in want:
         if budget.spent():

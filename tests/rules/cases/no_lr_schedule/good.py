@@ -18,7 +18,15 @@ def piecewise_constant(tmp, fmt):
     return m
 
 
+def gan_whose_optimizers_decay(tmp, fmt):
+    from held_optimizers import held_gan
+
+    decay = keras.optimizers.schedules.ExponentialDecay(2e-4, decay_steps=100, decay_rate=0.9)
+    return held_gan(d_rate=decay, g_rate=keras.optimizers.schedules.CosineDecay(1e-4, 100))
+
+
 CASES = [
     good("exponential_decay", exponential_decay, formats=("keras", "h5")),
     good("piecewise_constant", piecewise_constant),
+    good("gan_whose_optimizers_decay", gan_whose_optimizers_decay),
 ]
