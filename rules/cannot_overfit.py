@@ -3,26 +3,34 @@
 ## What it does
 Trains kerascheck's copy of the model on 10 examples, full batch, for up to 300
 steps with its own optimizer and learning rate, and judges the predictions, not
-only the loss: classification must reach 100% accuracy on the 10; regression
-must bring the loss below 1% of where it started. A loss kerascheck cannot
-interpret (your own loss function, the losses layers add with `add_loss`, a
-model's own `train_step`) must fall below half its start, and a miss with no
-visible cause is info. When it fails, it lists the
-causes it can see: no trainable weights, layers whose gradient is exactly zero,
-predictions that do not vary between examples (output/label mismatch), or a
-learning rate far too small. BatchNormalization's moving statistics are refreshed
-from the 10 examples before the predictions are judged (they lag far behind a few
-hundred steps), a loss that fell below 1% of its start counts as memorised
-unless every prediction is the same, and random augmentation layers are switched
-off for the probe (memorising is a test of capacity and wiring, not of
-invariance).
+only the loss: classification must reach 100% accuracy on the 10 (a segmenter
+or a language model, which predicts a class per pixel or per token, 98% of its
+labels); regression must bring the loss below 1% of where it started. A loss
+kerascheck cannot interpret (your own loss function, the losses layers add with
+`add_loss`, a model's own `train_step`) must fall below half its start.
 
-Severity: an error with a visible cause, or with `--data` and its labels. With no
-visible cause on synthetic data or synthetic labels it is info: random labels on
-random inputs are harder to memorise than real data. Calibration (`python
-bench/calibrate.py`): every one of the 13 healthy models of the test zoo memorised
-its 10 examples within 300 steps on its own data; on synthetic data one (a small
-CNN) did not, without anything being wrong.
+It is an experiment, not one run: when the model fails at its own rate, the same
+300 steps are tried at 10x and 100x that rate, then at a tenth of it. If one of
+them memorises, the rate is what failed: the finding names the rate and the
+steps it took. Otherwise it lists the causes it can see: no trainable weights,
+layers whose gradient is exactly zero, predictions that do not vary between
+examples (output/label mismatch), or a learning rate far too small.
+BatchNormalization's moving statistics are refreshed from the 10 examples
+before the predictions are judged (they lag far behind a few hundred steps), a
+loss that fell below 1% of its start counts as memorised unless every
+prediction is the same, and random augmentation layers are switched off for
+the probe (memorising is a test of capacity and wiring, not of invariance).
+
+Severity: an error when no rate memorises and kerascheck measured a cause. A
+rate that works where the model's own does not is info, or a warning when the
+weights look untrained (the optimizer saved with them took fewer than 100
+steps): a fine-tuning rate such as KerasHub's 5e-5 on fresh weights. No rate and
+no visible cause is a warning with `--data` and its labels, info on synthetic
+data or synthetic labels (random labels on random inputs are harder to memorise
+than real data) and for an objective kerascheck cannot interpret. Calibration
+(`python bench/calibrate.py`): every one of the 13 healthy models of the test
+zoo memorised its 10 examples within 300 steps on its own data; on synthetic
+data one (a small CNN) did not, without anything being wrong.
 
 ## Why is this bad?
 Any net with enough parameters can memorise 10 examples. One that cannot has a
@@ -50,6 +58,11 @@ from kerascheck.rule import Rule, Skip
 RULE = Rule(name="cannot-overfit", code="KC601", severity="error", tier="probe", needs=("overfit",))
 
 
+# Weights whose optimizer took fewer steps than this were never really trained: a rate meant to
+# fine-tune pretrained weights (KerasHub's 2e-5, 5e-5) moves fresh ones too slowly.
+UNTRAINED_STEPS = 100
+
+
 def check(facts):
     probe = facts.probe
     result = probe.overfit
@@ -58,6 +71,32 @@ def check(facts):
     if result["ok"]:
         return
     run = result["run"]
+    loss = "loss" if probe.task != "unknown" else f"loss ({probe.loss_name})"
+    if result["accuracy"] is not None:
+        needs = "100%" if result.get("accuracy_needed", 1.0) >= 1.0 else \
+            f"{result['accuracy_needed']:.0%} of its {'pixels' if result.get('dense') else 'labels'}"
+        share = f"{result['accuracy']:.1%}" if result.get("dense") else f"{result['accuracy']:.0%}"
+        outcome = (f"reached {share} accuracy (needs {needs}; {loss} {result['first_loss']:.4g} -> "
+                   f"{result['last_loss']:.4g})")
+    else:
+        needs = f"needs < {result.get('target_share', 0.01):.0%} of its start"
+        outcome = f"brought the {loss} only from {result['first_loss']:.4g} to {result['last_loss']:.4g} ({needs})"
+    off = result.get("augmentation_off") or []
+    note = (f" (random augmentation {', '.join(off[:3])} switched off, as a memorisation test needs)"
+            if off else "")
+    retries = result.get("retries") or []
+    tried = [{"learning_rate": r["learning_rate"], "memorised": r["ok"], "steps": r["steps"],
+              "accuracy": r["accuracy"], "last_loss": r["last_loss"], "diverged_at": r["diverged_at"]}
+             for r in retries]
+    evidence = {**context(probe), "overfit": run.to_evidence(), "accuracy": result["accuracy"],
+                "first_loss": result["first_loss"], "last_loss": result["last_loss"],
+                "prediction_spread": result["prediction_spread"],
+                "zero_gradient_layers": result["zero_gradient_layers"], "other_rates": tried}
+    lr = result["learning_rate"]
+    worked = next((r for r in retries if r["ok"]), None)
+    if worked is not None:
+        yield _rate_finding(facts, probe, run, lr, worked, outcome, note, evidence)
+        return
     causes = []
     if result["trainable_parameters"] == 0:
         causes.append("the model has no trainable weights")
@@ -66,8 +105,8 @@ def check(facts):
     if result["prediction_spread"] < 1e-6:
         causes.append("its predictions are identical for all 10 examples, so the output cannot express the labels "
                       "(check the output activation against the loss)")
-    if result["learning_rate"] < 1e-6:
-        causes.append(f"the learning rate {result['learning_rate']:.2g} is far too small")
+    if lr < 1e-6:
+        causes.append(f"the learning rate {lr:.2g} is far too small")
     severity = None
     random_labels = probe.synthetic or probe.synthetic_labels
     known = result.get("objective_known", True)
@@ -75,30 +114,45 @@ def check(facts):
         causes.append("none that kerascheck can see: check that inputs and labels are paired correctly"
                       if known else "none that kerascheck can see, and it cannot tell what value this loss "
                                     "should reach on memorised examples")
-        if random_labels or not known:
-            # Random labels on random inputs are harder to memorise than real data, so
-            # without a visible cause this is only a hint until --data confirms it.
-            severity = "info"
-    loss = "loss" if probe.task != "unknown" else f"loss ({probe.loss_name})"
-    if result["accuracy"] is not None:
-        outcome = (f"reached {result['accuracy']:.0%} accuracy (needs 100%; {loss} {result['first_loss']:.4g} -> "
-                   f"{result['last_loss']:.4g})")
-    else:
-        needs = f"needs < {result.get('target_share', 0.01):.0%} of its start"
-        outcome = f"brought the {loss} only from {result['first_loss']:.4g} to {result['last_loss']:.4g} ({needs})"
-    off = result.get("augmentation_off") or []
-    note = (f" (random augmentation {', '.join(off[:3])} switched off, as a memorisation test needs)"
-            if off else "")
+        # Without a measured cause this is not an error: random labels on random inputs are harder
+        # to memorise than real data, and an unknown objective has no target value.
+        severity = "info" if random_labels or not known else "warning"
+    others = ", ".join(f"{r['learning_rate']:.3g}" for r in retries)
+    rates = f" It did not at the other rates tried either ({others})." if retries else ""
     yield RULE.finding(
         layer=None,
         severity=severity,
-        message=f"After {run.steps_done} steps on 10 examples the model {outcome}{data_note(probe)}{note}. "
+        message=f"After {run.steps_done} steps on 10 examples the model {outcome}{data_note(probe)}{note}.{rates} "
                 f"Likely causes: " + "; ".join(causes) + ".",
         fix="Make the model overfit 10 examples before training on everything: "
             "model.fit(x[:10], y[:10], epochs=300, batch_size=10) must reach 100% accuracy.",
-        evidence={**context(probe), "overfit": run.to_evidence(), "accuracy": result["accuracy"],
-                  "first_loss": result["first_loss"], "last_loss": result["last_loss"],
-                  "prediction_spread": result["prediction_spread"],
-                  "zero_gradient_layers": result["zero_gradient_layers"], "causes": causes,
-                  "visible_cause": severity is None},
+        evidence={**evidence, "causes": causes, "visible_cause": severity is None},
+    )
+
+
+def _rate_finding(facts, probe, run, lr, worked, outcome, note, evidence):
+    """The model memorises at another rate: the rate, not the model or the data, is what failed."""
+    rate = worked["learning_rate"]
+    higher = rate > lr
+    stepped = facts.spec.stepped_optimizers()
+    steps_trained = max((o.iterations for o in facts.spec.optimizers), default=None)
+    untrained = steps_trained is not None and steps_trained < UNTRAINED_STEPS
+    severity = "warning" if higher and untrained else "info"
+    why = (f" The weights look untrained (the optimizer saved with them took {steps_trained} steps), and a rate "
+           f"meant for fine-tuning pretrained weights moves fresh ones too slowly."
+           if higher and untrained else "")
+    optimizer = probe.training.get("optimizer") if getattr(probe, "training", None) else None
+    return RULE.finding(
+        layer=None,
+        severity=severity,
+        message=f"At its own learning rate {lr:.3g} the model did not memorise 10 examples in {run.steps_done} steps "
+                f"({outcome}){data_note(probe)}{note}; at {rate:.3g} it did, in {worked['steps']} steps: the rate is "
+                f"too {'low' if higher else 'high'} to train these weights in that many steps.{why}",
+        fix=(f"Train these weights at a rate near {rate:.2g}: keras.optimizers.{optimizer or 'Adam'}"
+             f"(learning_rate={rate:g}); keep {lr:.2g} for fine-tuning pretrained weights."
+             if higher else f"Lower the rate to about {rate:.2g}: keras.optimizers.{optimizer or 'Adam'}"
+                            f"(learning_rate={rate:g})."),
+        evidence={**evidence, "kind": "rate", "memorised_at": rate, "memorised_in_steps": worked["steps"],
+                  "steps_trained": steps_trained, "untrained": untrained, "stepped_optimizers": len(stepped),
+                  "visible_cause": True},
     )
