@@ -61,10 +61,15 @@ def layer_rms(probe, run) -> dict[str, float]:
     """
     out = {}
     for name in probe.layer_order:
-        norms = [n for n in run.kernel_norms.get(name, []) if math.isfinite(n)]
         params = max(probe.kernel_params.get(name, 1), 1)
-        if norms:
-            out[name] = float(np.median(norms)) / math.sqrt(params)
+        sizes = getattr(run, "kernel_sizes", {}).get(name) or []
+        norms = run.kernel_norms.get(name, [])
+        # Over the values each step's gradient touched: an embedding's batch looks up a few rows,
+        # and the RMS over the whole table would make its gradient look vanishingly small.
+        rms = [n / math.sqrt(max(sizes[i] if i < len(sizes) else params, 1.0))
+               for i, n in enumerate(norms) if math.isfinite(n)]
+        if rms:
+            out[name] = float(np.median(rms))
     return out
 
 

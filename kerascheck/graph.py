@@ -106,6 +106,7 @@ class GraphFacts:
     edge_inputs: list  # names of the inputs pushed through, in order
     seconds: dict  # trace, analysis, confirmation
     traced: bool = True  # False: the model is all Keras's own layers and loss, so nothing was traced
+    loss_untraced: str | None = None  # why the user's loss could not be traced with the forward pass
 
 
 class _Recorder:
@@ -238,8 +239,10 @@ def user_loss(model, spec, options: Options, outputs: int = 1):
         config = loss.get("config") if isinstance(loss.get("config"), dict) else {}
         try:
             obj = cls.from_config(config) if isinstance(cls, type) else None
-        except Exception:
-            obj = None
+        except Exception:  # a Loss whose __init__ refuses a key its own get_config wrote
+            from kerascheck.probe.setup import loss_from_accepted_arguments
+
+            obj = loss_from_accepted_arguments(loss, custom)
         name = loss["class_name"]
     else:
         return None, None
@@ -290,15 +293,21 @@ def build_graph(info, spec, options: Options, judge_keras: bool = False, always_
         return GraphFacts(ops=0, user_ops=0, calls=0, suspects=[], edge_inputs=[],
                           seconds={"trace": 0.0, "analysis": 0.0, "confirmation": 0.0}, traced=False)
 
-    specs = [tf.TensorSpec((None,) + tuple(p.shape), p.dtype) for p in io.inputs]
+    input_specs = [tf.TensorSpec((None,) + tuple(p.shape), p.dtype) for p in io.inputs]
+    loss_files = frozenset()
     if loss_fn is not None:
-        specs.append(tf.TensorSpec((None,) + tuple(io.outputs[0].shape), "float32"))
         loss_files = frozenset(f for f in (_source_file(loss_fn), _source_file(type(loss_fn))) if f)
+    # The user's loss takes labels of a form the file does not say: try --data's, then what the
+    # output looks like, then class ids; a loss that takes none of them leaves the forward pass alone.
+    label_specs = _label_specs(info, io) if loss_fn is not None else []
+    attempts = [(loss_fn, y) for y in label_specs] + [(None, None)]
+    current: dict = {}
     recorder = _Recorder(keras, {id(layer): path for path, layer in info.paths.values()})
     fetched: dict = {}
     started = time.perf_counter()
 
     def forward(*xs):
+        loss_fn = current["loss"]
         graph = tf.compat.v1.get_default_graph()
         offset = start_offset(graph)
         recorder.graph = graph
@@ -367,16 +376,28 @@ def build_graph(info, spec, options: Options, judge_keras: bool = False, always_
         fetched["home_outputs"] = home_outputs
         return list(tensors.values())
 
-    with recorder:
-        try:
-            concrete = tf.function(forward).get_concrete_function(*specs)
-        except TierUnavailable:
-            raise
-        except Exception as exc:
-            lines = [l.strip() for l in str(exc).splitlines() if l.strip()]
-            # TensorFlow puts the traced code's stack first and the error itself last.
-            text = lines[-1] if lines and "in user code" in lines[0] else (lines[0] if lines else "")
-            raise TierUnavailable(f"tracing the forward pass failed: {type(exc).__name__}: {text[:200]}") from None
+    concrete, loss_failed = None, None
+    for fn, y_spec in attempts:
+        current.update(loss=fn, y=y_spec)
+        recorder.events.clear()
+        recorder.stack.clear()
+        fetched.clear()
+        specs = input_specs + ([y_spec] if fn is not None else [])
+        with recorder:
+            try:
+                concrete = tf.function(forward).get_concrete_function(*specs)
+                break
+            except TierUnavailable:
+                raise
+            except Exception as exc:
+                lines = [l.strip() for l in str(exc).splitlines() if l.strip()]
+                # TensorFlow puts the traced code's stack first and the error itself last.
+                text = lines[-1] if lines and "in user code" in lines[0] else (lines[0] if lines else "")
+                if fn is None:
+                    raise TierUnavailable(f"tracing the forward pass failed: {type(exc).__name__}: "
+                                          f"{text[:200]}") from None
+                loss_failed = loss_failed or f"{type(exc).__name__}: {text[:200]}"
+    loss_fn = current["loss"]
     traced = time.perf_counter()
 
     graph = concrete.graph
@@ -410,7 +431,7 @@ def build_graph(info, spec, options: Options, judge_keras: bool = False, always_
     edge_names: list = []
     if suspects:
         edge_names = _confirm(concrete, fetched["names"], suspects, info, options, fetched["layer_inputs"],
-                              with_targets=loss_fn is not None)
+                              targets=current["y"] if loss_fn is not None else None)
     # What a keras.ops function wrote (logsumexp, sparsemax, normalize) is reported only
     # when an edge input proves it: its guards take forms the analysis need not know.
     suspects = [s for s in suspects if s.confirmed or not s.in_keras_op]
@@ -418,7 +439,9 @@ def build_graph(info, spec, options: Options, judge_keras: bool = False, always_
     calls = sum(1 for e in recorder.events if e[1] == "enter")
     return GraphFacts(ops=len(ops), user_ops=user_ops, calls=calls, suspects=_dedupe(suspects),
                       edge_inputs=edge_names,
-                      seconds={"trace": traced - started, "analysis": analysed - traced, "confirmation": done - analysed})
+                      seconds={"trace": traced - started, "analysis": analysed - traced, "confirmation": done - analysed},
+                      loss_untraced=f"the loss '{loss_name}' took none of the labels tried ({loss_failed})"
+                      if loss_failed and loss_fn is None and label_specs else None)
 
 
 def _values_per_example(t) -> int:
@@ -683,8 +706,29 @@ def edge_cases(base: list, floats: list, what: str) -> list[tuple[str, list]]:
     return cases
 
 
+def _label_specs(info, io) -> list:
+    """TensorSpecs for the labels a user's loss may take, most likely first (--data's own first)."""
+    import tensorflow as tf
+
+    out = tuple(io.outputs[0].shape) if io.outputs else ()
+    specs = []
+    raw = info.raw_data
+    ys = (list(raw.ys.values()) + raw.positional_y) if raw is not None else []
+    if ys:
+        y = ys[0]
+        specs.append(tf.TensorSpec((None,) + tuple(y.shape[1:]), "float32" if y.dtype.kind == "f" else "int64"))
+    specs.append(tf.TensorSpec((None,) + out, "float32"))
+    if out:
+        specs.append(tf.TensorSpec((None,) + out[:-1], "int64"))  # class ids, as sparse crossentropy takes
+    unique = []
+    for spec in specs:
+        if all(spec != other for other in unique):
+            unique.append(spec)
+    return unique
+
+
 def _confirm(concrete, names: list, suspects: list, info, options: Options, layer_inputs: dict,
-             with_targets: bool = False) -> list:
+             targets=None) -> list:
     """Run the traced function on each edge input; a suspect is confirmed where its roots are
     finite and its result is not (so the op itself made the Inf/NaN, not something upstream).
 
@@ -697,11 +741,14 @@ def _confirm(concrete, names: list, suspects: list, info, options: Options, laye
     cases = edge_inputs(info, options)
     sample_values = None
     for label, xs in cases:
-        if with_targets:  # targets of zeros: what a loss must survive for any label that is 0
-            shape = (len(xs[0]),) + tuple(d or 8 for d in info.io.outputs[0].shape)
-            xs = list(xs) + [np.zeros(shape, "float32")]
+        if targets is not None:  # targets of zeros: what a loss must survive for any label that is 0
+            shape = (len(xs[0]),) + tuple(d or info.io.fill for d in targets.shape[1:])
+            xs = list(xs) + [np.zeros(shape, targets.dtype.as_numpy_dtype)]
         try:
-            _, values = concrete(*[tf.constant(x) for x in xs])
+            # --data may hold int64 ids for an int32 input: cast to what the trace was made for.
+            dtypes = [spec.dtype for spec in concrete.structured_input_signature[0]]
+            _, values = concrete(*[tf.constant(x, dtype=d) if np.asarray(x).dtype.kind in "biuf" else tf.constant(x)
+                                   for x, d in zip(xs, dtypes)])
         except Exception:
             continue  # an input the model rejects (say, token ids out of range) confirms nothing
         values = [v.numpy() for v in values]

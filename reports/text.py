@@ -48,6 +48,9 @@ def render_text(report, color: bool = False, width: int = 100) -> str:
             if probe.cut:
                 note += "; the time budget cut: " + "; ".join(probe.cut)
             lines.append(wrap(style(note, dim=True), "  "))
+        graph = getattr(model, "graph", None)
+        if graph is not None and getattr(graph, "loss_untraced", None):
+            lines.append(wrap(style(f"graph rules read the forward pass only: {graph.loss_untraced}", dim=True), "  "))
         unavailable = getattr(model, "unavailable", [])
         if unavailable:
             lines.append(wrap(style(f"{len(unavailable)} of {model.rules_total} rules could not run "

@@ -9,10 +9,15 @@ labels); regression must bring the loss below 1% of where it started. A loss
 kerascheck cannot interpret (your own loss function, the losses layers add with
 `add_loss`, a model's own `train_step`) must fall below half its start.
 
-It is an experiment, not one run: when the model fails at its own rate, the same
-300 steps are tried at 10x and 100x that rate, then at a tenth of it. If one of
-them memorises, the rate is what failed: the finding names the rate and the
-steps it took. Otherwise it lists the causes it can see: no trainable weights,
+It is an experiment, not one run. Dropout and random augmentation are off (their
+noise alone keeps a training loss above any fixed share of its start). When the
+model does not memorise in 300 steps at its own rate, the same 300 steps are
+tried at 10x and 100x that rate, then at a tenth of it; if one of them
+memorises, the rate is what failed, and the finding names the rate and the steps
+it took. If none does but the model was still learning at its own rate (its loss
+fell by a tenth or more over the last 100 steps), it trains again at its own
+rate for up to 1000 steps; one still learning then is reported as slow (info),
+never as unable. Otherwise it lists the causes it can see: no trainable weights,
 layers whose gradient is exactly zero, predictions that do not vary between
 examples (output/label mismatch), or a learning rate far too small.
 BatchNormalization's moving statistics are refreshed from the 10 examples
@@ -22,9 +27,10 @@ prediction is the same, and random augmentation layers are switched off for
 the probe (memorising is a test of capacity and wiring, not of invariance).
 
 Severity: an error when no rate memorises and kerascheck measured a cause. A
-rate that works where the model's own does not is info, or a warning when the
-weights look untrained (the optimizer saved with them took fewer than 100
-steps): a fine-tuning rate such as KerasHub's 5e-5 on fresh weights. No rate and
+rate that works where the model's own does not is info, or a warning when a
+fine-tuning rate (1e-4 or less for Adam and its kind) meets weights that look
+untrained (the optimizer saved with them took fewer than 100 steps), such as
+KerasHub's 5e-5 on freshly initialised weights. No rate and
 no visible cause is a warning with `--data` and its labels, info on synthetic
 data or synthetic labels (random labels on random inputs are harder to memorise
 than real data) and for an objective kerascheck cannot interpret. Calibration
@@ -82,8 +88,8 @@ def check(facts):
         needs = f"needs < {result.get('target_share', 0.01):.0%} of its start"
         outcome = f"brought the {loss} only from {result['first_loss']:.4g} to {result['last_loss']:.4g} ({needs})"
     off = result.get("augmentation_off") or []
-    note = (f" (random augmentation {', '.join(off[:3])} switched off, as a memorisation test needs)"
-            if off else "")
+    note = (f" (dropout and random augmentation switched off, as a memorisation test needs: "
+            f"{', '.join(off[:3])}{' ...' if len(off) > 3 else ''})" if off else "")
     retries = result.get("retries") or []
     tried = [{"learning_rate": r["learning_rate"], "memorised": r["ok"], "steps": r["steps"],
               "accuracy": r["accuracy"], "last_loss": r["last_loss"], "diverged_at": r["diverged_at"]}
@@ -110,6 +116,19 @@ def check(facts):
     severity = None
     random_labels = probe.synthetic or probe.synthetic_labels
     known = result.get("objective_known", True)
+    if not causes and result.get("still_falling"):
+        losses = run.losses
+        yield RULE.finding(
+            layer=None,
+            severity="info",
+            message=f"After {run.steps_done} steps on 10 examples the model {outcome}{data_note(probe)}{note}, and its "
+                    f"loss was still falling ({_fall(losses):.0%} lower than 100 steps before): it memorises slowly, "
+                    f"not never. kerascheck stops at {run.steps_planned} steps.",
+            fix="If the full training is slow too, raise the learning rate or check the model's capacity; "
+                "model.fit(x[:10], y[:10], epochs=2000, batch_size=10) shows whether it gets there.",
+            evidence={**evidence, "causes": [], "still_falling": True, "visible_cause": False},
+        )
+        return
     if not causes:
         causes.append("none that kerascheck can see: check that inputs and labels are paired correctly"
                       if known else "none that kerascheck can see, and it cannot tell what value this loss "
@@ -130,6 +149,22 @@ def check(facts):
     )
 
 
+def _fall(losses: list) -> float:
+    import math
+
+    finite = [v for v in losses if math.isfinite(v)]
+    if len(finite) < 110:
+        return 0.0
+    now, before = sum(finite[-10:]) / 10, sum(finite[-110:-100]) / 10
+    return 1 - now / before if before > 0 else 0.0
+
+
+# Rates at or below these are what one fine-tunes pretrained weights with (KerasHub's 2e-5, 5e-5),
+# not what trains fresh ones.
+FINE_TUNING_RATES = {"Adam": 1e-4, "AdamW": 1e-4, "Nadam": 1e-4, "Adamax": 1e-4, "RMSprop": 1e-4, "Lion": 3e-5,
+                     "SGD": 1e-3}
+
+
 def _rate_finding(facts, probe, run, lr, worked, outcome, note, evidence):
     """The model memorises at another rate: the rate, not the model or the data, is what failed."""
     rate = worked["learning_rate"]
@@ -137,11 +172,12 @@ def _rate_finding(facts, probe, run, lr, worked, outcome, note, evidence):
     stepped = facts.spec.stepped_optimizers()
     steps_trained = max((o.iterations for o in facts.spec.optimizers), default=None)
     untrained = steps_trained is not None and steps_trained < UNTRAINED_STEPS
-    severity = "warning" if higher and untrained else "info"
-    why = (f" The weights look untrained (the optimizer saved with them took {steps_trained} steps), and a rate "
-           f"meant for fine-tuning pretrained weights moves fresh ones too slowly."
-           if higher and untrained else "")
     optimizer = probe.training.get("optimizer") if getattr(probe, "training", None) else None
+    fine_tuning = lr <= FINE_TUNING_RATES.get(optimizer or "", 0.0)
+    severity = "warning" if higher and untrained and fine_tuning else "info"
+    why = (f" The weights look untrained (the optimizer saved with them took {steps_trained} steps), and "
+           f"{lr:.2g} is a rate for fine-tuning pretrained weights: it moves fresh ones too slowly."
+           if severity == "warning" else "")
     return RULE.finding(
         layer=None,
         severity=severity,
@@ -149,10 +185,12 @@ def _rate_finding(facts, probe, run, lr, worked, outcome, note, evidence):
                 f"({outcome}){data_note(probe)}{note}; at {rate:.3g} it did, in {worked['steps']} steps: the rate is "
                 f"too {'low' if higher else 'high'} to train these weights in that many steps.{why}",
         fix=(f"Train these weights at a rate near {rate:.2g}: keras.optimizers.{optimizer or 'Adam'}"
-             f"(learning_rate={rate:g}); keep {lr:.2g} for fine-tuning pretrained weights."
+             f"(learning_rate={rate:g})" + (f"; keep {lr:.2g} for fine-tuning pretrained weights." if fine_tuning
+                                             else ", or train for longer.")
              if higher else f"Lower the rate to about {rate:.2g}: keras.optimizers.{optimizer or 'Adam'}"
                             f"(learning_rate={rate:g})."),
         evidence={**evidence, "kind": "rate", "memorised_at": rate, "memorised_in_steps": worked["steps"],
-                  "steps_trained": steps_trained, "untrained": untrained, "stepped_optimizers": len(stepped),
+                  "steps_trained": steps_trained, "untrained": untrained, "fine_tuning_rate": fine_tuning,
+                  "stepped_optimizers": len(stepped),
                   "visible_cause": True},
     )

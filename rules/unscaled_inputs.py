@@ -78,7 +78,9 @@ def _measured(probe):
         mean, std = np.asarray(st["mean"]), np.asarray(st["std"])
         lo, hi = min(st["min"]), max(st["max"])
         problems = []
-        if st["integer_valued"] and lo >= 0 and 20 < hi <= 255:
+        shape = tuple(st.get("shape") or ())
+        images = len(shape) == 3 and shape[-1] in (1, 3, 4)
+        if images and st["integer_valued"] and lo >= 0 and 20 < hi <= 255:
             problems.append(f"raw pixel values from {lo:g} to {hi:g}")
         far = np.abs(mean) > np.maximum(10.0, 3 * std)
         if far.any():
@@ -107,9 +109,12 @@ def _measured(probe):
 def _structural(facts):
     spec = facts.spec
     graph = graph_of(spec)
-    roles = facts.info.roles if facts.info is not None and len(facts.info.roles) == len(spec.inputs) else None
-    for i, inp in enumerate(spec.inputs):
-        if not image_like(inp) or (roles is not None and roles[i].categorical):
+    # The probes' roles follow the model's own input order (a dict's sorted keys), so match them by name.
+    roles = {port.name: role for port, role in zip(facts.info.io.inputs, facts.info.roles)} \
+        if facts.info is not None else {}
+    for inp in spec.inputs:
+        role = roles.get(inp.name)
+        if not image_like(inp) or (role is not None and role.categorical):
             continue
         start = spec.layer(inp.name)
         if start is not None:

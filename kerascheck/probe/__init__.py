@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from kerascheck.modeltier import Options, TierUnavailable
-from kerascheck.probe.data import SAMPLE_SIZE, Sample, data_shapes, load_data, read_arrays, synthesize_inputs, \
-    synthesize_labels
+from kerascheck.probe.data import SAMPLE_SIZE, Sample, data_shapes, label_array, load_data, read_arrays, \
+    synthesize_inputs, synthesize_labels
 from kerascheck.probe.measure import OVERFIT_STEPS, activation_growth, activation_stats, batch_dependence, \
     input_stats, locate_divergence, overfit, stats
 from kerascheck.probe.train import TrainRun, Trainer, batcher
@@ -177,7 +177,7 @@ def run_probes(info: ModelInfo, spec, options: Options, want: set) -> ProbeResul
     rng = np.random.default_rng(options.seed)
     kinds = [("onehot" if m == "probabilities" else "binary" if m == "independent probabilities" else "real")
              if l.kind == "match" else l.kind for l, m in zip(setup.losses, info.meanings)]
-    sample = _sample(info, setup, rng, options)
+    sample, kinds = _sample(info, setup, rng, options, kinds)
     trainer = Trainer(model, io, setup, info.owners)
     batch = BATCH_SIZE if sum(int(np.prod(v.shape)) for v in model.weights) < LARGE_MODEL_PARAMS else 8
     results = ProbeResults(device=options.device_used or "CPU", synthetic=sample.synthetic,
@@ -282,21 +282,66 @@ def run_probes(info: ModelInfo, spec, options: Options, want: set) -> ProbeResul
     return results
 
 
-def _sample(info: ModelInfo, setup, rng, options: Options) -> Sample:
+def _sample(info: ModelInfo, setup, rng, options: Options, kinds: list) -> tuple[Sample, list]:
+    """The probes' examples, and the kind of labels each output gets (read from given labels)."""
     io = info.io
     if info.raw_data is not None:
         sample = load_data(info.raw_data, io)
         if setup.needs_labels and sample.y is None:
-            sample.y = synthesize_labels(io, setup, info.meanings, rng, len(sample), info.output_shapes)
+            kinds = _kinds_the_loss_takes(info, setup, kinds, sample.x)
+            sample.y = synthesize_labels(io, setup, kinds, rng, len(sample), info.output_shapes)
             sample.description += " with synthetic labels"
             sample.synthetic_labels = True
         elif not setup.needs_labels:
             sample.y = None
-        return sample
+        else:
+            kinds = _kinds_of_labels(kinds, sample.y, info.output_shapes)
+        return sample, kinds
     xs = synthesize_inputs(io, info.roles, rng, SAMPLE_SIZE)
-    ys = synthesize_labels(io, setup, info.meanings, rng, SAMPLE_SIZE, info.output_shapes)
+    kinds = _kinds_the_loss_takes(info, setup, kinds, xs)
+    ys = synthesize_labels(io, setup, kinds, rng, SAMPLE_SIZE, info.output_shapes)
     what = f"labels for {setup.loss_name}" if ys is not None else f"no labels ({setup.loss_name})"
-    return Sample(xs, ys, True, f"{SAMPLE_SIZE} synthetic examples shaped like the model's inputs, {what}")
+    return Sample(xs, ys, True, f"{SAMPLE_SIZE} synthetic examples shaped like the model's inputs, {what}"), kinds
+
+
+def _kinds_of_labels(kinds: list, ys: list, shapes: list) -> list:
+    """Class ids or one-hot rows, as the given labels are (a custom loss says nothing of them)."""
+    out = list(kinds)
+    for i, (kind, y) in enumerate(zip(kinds, ys)):
+        shape = tuple(shapes[i]) if i < len(shapes) else None
+        if shape is None or kind not in ("sparse", "onehot"):
+            continue
+        y = np.asarray(y)
+        if y.ndim == len(shape) and y.dtype.kind in "iu" and (y.ndim == 1 or shape[-1] != 1):
+            out[i] = "sparse"  # one id per position: (N, T) for outputs (N, T, C)
+        elif y.ndim == len(shape) + 1 and y.shape[-1] == shape[-1] and shape[-1] > 1:
+            out[i] = "onehot"
+    return out
+
+
+def _kinds_the_loss_takes(info: ModelInfo, setup, kinds: list, xs: list) -> list:
+    """For a custom loss, the first kind of synthetic labels it accepts on two examples."""
+    if setup.mode != "loss" or not any(l.custom for l in setup.losses):
+        return kinds
+    shapes = info.output_shapes
+    x2 = [x[:2] for x in xs]
+    try:
+        preds = info.io(x2, training=False)
+    except Exception:
+        return kinds
+    chosen = list(kinds)
+    for i, loss in enumerate(setup.losses):
+        if not loss.custom or i >= len(shapes):
+            continue
+        for kind in dict.fromkeys([chosen[i], "sparse", "onehot", "binary", "real"]):
+            try:
+                value = loss.fn(label_array(kind, tuple(shapes[i]), np.random.default_rng(0), 2), preds[i])
+                if np.all(np.isfinite(np.asarray(value, dtype=np.float64))):
+                    chosen[i] = kind
+                    break
+            except Exception:
+                continue
+    return chosen
 
 
 def _sweep(trainer, sample, results, options, budget, batch):

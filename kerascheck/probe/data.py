@@ -236,28 +236,25 @@ def synthesize_inputs(io, roles: list, rng: np.random.Generator, n: int) -> list
     return xs
 
 
-def synthesize_labels(io, setup, meanings: list, rng: np.random.Generator, n: int,
+def synthesize_labels(io, setup, kinds: list, rng: np.random.Generator, n: int,
                       shapes: list | None = None) -> list | None:
-    """Labels each output's loss accepts; for a custom loss, labels like what the output produces.
+    """Labels of the given kinds ("sparse", "onehot", "binary", "real"), one array per output.
 
     Shaped like the outputs the model gave on synthetic inputs (`shapes`), whose open
     dimensions (a sequence length) follow the inputs'."""
     if not setup.needs_labels:
         return None
-    ys = []
-    for i, (port, loss, meaning) in enumerate(zip(io.outputs, setup.losses, meanings)):
-        out_shape = tuple(shapes[i]) if shapes and i < len(shapes) else \
-            tuple(d if d is not None else io.fill for d in port.shape)
-        units = out_shape[-1] if out_shape else 1
-        kind = loss.kind
-        if kind == "match":
-            kind = {"probabilities": "onehot", "independent probabilities": "binary"}.get(meaning, "real")
-        if kind == "sparse":
-            ys.append(rng.integers(0, max(units, 2), size=(n,) + out_shape[:-1]))
-        elif kind == "onehot":
-            ys.append(np.eye(max(units, 1), dtype="float32")[rng.integers(0, max(units, 1), size=(n,) + out_shape[:-1])])
-        elif kind == "binary":
-            ys.append(rng.integers(0, 2, size=(n,) + out_shape).astype("float32"))
-        else:
-            ys.append(rng.standard_normal((n,) + out_shape).astype("float32"))
-    return ys
+    return [label_array(kind, tuple(shapes[i]) if shapes and i < len(shapes) else
+                        tuple(d if d is not None else io.fill for d in port.shape), rng, n)
+            for i, (port, kind) in enumerate(zip(io.outputs, kinds))]
+
+
+def label_array(kind: str, out_shape: tuple, rng: np.random.Generator, n: int) -> np.ndarray:
+    units = out_shape[-1] if out_shape else 1
+    if kind == "sparse":
+        return rng.integers(0, max(units, 2), size=(n,) + out_shape[:-1])
+    if kind == "onehot":
+        return np.eye(max(units, 1), dtype="float32")[rng.integers(0, max(units, 1), size=(n,) + out_shape[:-1])]
+    if kind == "binary":
+        return rng.integers(0, 2, size=(n,) + out_shape).astype("float32")
+    return rng.standard_normal((n,) + out_shape).astype("float32")

@@ -79,11 +79,13 @@ def input_roles(model, io, spec, paths: dict | None = None) -> list:
 # it means (a data-augmentation block before a Normalization, say).
 _PASS_THROUGH = {"InputLayer", "Reshape", "Permute", "Flatten", "Resizing", "CenterCrop", "Cropping1D", "Cropping2D",
                  "Cropping3D", "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D", "Identity", "Dropout",
-                 "GaussianNoise", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D"}
+                 "GaussianNoise", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D",
+                 # keras.ops applied to an input in a Functional model are nodes of their own
+                 "ExpandDims", "Squeeze", "Cast", "Transpose", "Ravel", "Copy", "Abs", "Floor", "Round"}
 _SCALE_LAYERS = set(CATEGORICAL_LAYERS) | {"Rescaling", "Normalization", "Discretization", "TextVectorization"}
 
 
-def _consumers(spec, index):
+def _consumers(spec, index, name: str | None = None):
     """The first layers that say what input `index` means, looking through pass-through and augmentation
     layers and into nested models; None when the config cannot tell."""
     from kerascheck.topology import graph_of
@@ -91,7 +93,9 @@ def _consumers(spec, index):
     if spec is None or not spec.outputs or index >= len(spec.inputs):
         return None
     graph = graph_of(spec)
-    start = spec.layer(spec.inputs[index].name)
+    # By name: the model takes its inputs in its own order (a dict's sorted keys), not the config's.
+    named = [i for i in spec.inputs if i.name == name] if name is not None else []
+    start = spec.layer((named[0] if named else spec.inputs[index]).name)
     if not start:
         return None
     out, seen, todo = [], set(), list(graph.consumers(start.qualname))
@@ -111,7 +115,7 @@ def _consumers(spec, index):
 
 def _from_config(spec, index, port, live: dict | None = None) -> InputRole:
     live = live or {}
-    consumers = _consumers(spec, index)
+    consumers = _consumers(spec, index, port.name)
     for layer in consumers or ():
         cls = layer.class_name.split(">")[-1]
         obj = live.get(layer.qualname)

@@ -10,6 +10,7 @@ assumed from its output activation, and the report says so.
 from __future__ import annotations
 
 import inspect
+import re
 from dataclasses import dataclass, field
 
 from kerascheck.modeltier import Options, TierUnavailable
@@ -131,7 +132,7 @@ def make_setup(model, io, spec, options: Options) -> Setup:
     loss_cfg = raw.get("loss") if raw else None
     custom = _custom_objects(options)
     if loss_cfg is not None:
-        setup.losses = _losses(keras, loss_cfg, raw.get("loss_weights"), io, spec, custom)
+        setup.losses = _losses(keras, loss_cfg, raw.get("loss_weights"), io, spec, custom, setup.notes)
         if _own_train_step(model):
             setup.notes.append(f"{type(model).__name__} overrides train_step; the probes trained it with "
                                "kerascheck's own step and its compiled loss")
@@ -159,7 +160,7 @@ def _raw_compile(spec) -> dict | None:
     return spec.raw_compile if isinstance(spec.raw_compile, dict) else None
 
 
-def _losses(keras, loss_cfg, weights_cfg, io, spec, custom: dict) -> list:
+def _losses(keras, loss_cfg, weights_cfg, io, spec, custom: dict, notes: list) -> list:
     n = len(io.outputs)
     names = [p.name for p in io.outputs]
     if isinstance(loss_cfg, list):
@@ -179,11 +180,46 @@ def _losses(keras, loss_cfg, weights_cfg, io, spec, custom: dict) -> list:
         if cfg is None:
             out.append(OutputLoss("none", lambda y, p: 0.0 * p, False, "real", weight=0.0))
             continue
-        out.append(_one_loss(keras, cfg, custom, weight))
+        out.append(_one_loss(keras, cfg, custom, weight, notes))
     return out
 
 
-def _one_loss(keras, cfg, custom: dict, weight: float) -> OutputLoss:
+def _innermost(exc: BaseException) -> str:
+    """The message of the deepest cause: Keras wraps a loss's own TypeError in a long paragraph."""
+    while exc.__cause__ is not None or exc.__context__ is not None:
+        exc = exc.__cause__ or exc.__context__
+    text = " ".join(str(exc).split())
+    found = re.search(r"Exception encountered: (.*)$", text)
+    return (found.group(1) if found else text)[:200]
+
+
+def _class_name(cfg) -> str | None:
+    if isinstance(cfg, dict) and isinstance(cfg.get("class_name"), str):
+        return (cfg.get("registered_name") or cfg["class_name"]).split(">")[-1]
+    return None
+
+
+def _supplied(cfg, custom: dict) -> bool:
+    return _class_name(cfg) in custom
+
+
+def loss_from_accepted_arguments(cfg, custom: dict):
+    """The user's Loss class built from the saved config's keys its __init__ accepts (the config Keras
+    writes has `reduction`, which a subclass taking only `name` refuses); None if that fails too."""
+    cls = custom.get(_class_name(cfg) or "")
+    if not inspect.isclass(cls):
+        return None
+    config = cfg.get("config") if isinstance(cfg.get("config"), dict) else {}
+    params = inspect.signature(cls.__init__).parameters
+    if any(p.kind == p.VAR_KEYWORD for p in params.values()):
+        return None  # it would have taken every key already
+    try:
+        return cls(**{k: v for k, v in config.items() if k in params and k != "self"})
+    except Exception:
+        return None
+
+
+def _one_loss(keras, cfg, custom: dict, weight: float, notes: list) -> OutputLoss:
     from kerascheck.reader import _loss_spec
 
     parsed = _loss_spec(cfg)
@@ -196,14 +232,19 @@ def _one_loss(keras, cfg, custom: dict, weight: float) -> OutputLoss:
         else:
             fn = keras.saving.deserialize_keras_object(cfg, custom_objects=custom, safe_mode=True)
     except Exception as exc:
-        fn, reason = None, f"{type(exc).__name__}: {' '.join(str(exc).split())[:160]}"
+        fn, reason = None, f"{type(exc).__name__}: {_innermost(exc)}"
+        fn = loss_from_accepted_arguments(cfg, custom)
+        if fn is not None:
+            notes.append(f"the loss {name!r} could not be rebuilt from its saved config as keras.models.load_model "
+                         f"would ({reason}); the probes built it from the arguments its __init__ accepts")
     else:
         reason = "nothing by that name is registered"
     if fn is None or not callable(fn):
-        if parsed is not None and parsed.custom:
+        if parsed is not None and parsed.custom and not _supplied(cfg, custom):
             raise TierUnavailable(f"the loss {name!r} is your code, which was not supplied: pass it with "
                                   f"--custom-objects FILE.py ({reason})")
-        raise TierUnavailable(f"the loss {name!r} could not be rebuilt ({reason})")
+        raise TierUnavailable(f"the loss {name!r} could not be rebuilt from its saved config, as "
+                              f"keras.models.load_model would rebuild it ({reason})")
     module = getattr(fn, "__module__", None) or getattr(type(fn), "__module__", "") or ""
     is_custom = bool(parsed and parsed.custom) or not module.startswith(("keras", "tf_keras"))
     from_logits = bool(getattr(fn, "from_logits", False) or (parsed.from_logits if parsed else False))

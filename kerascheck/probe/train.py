@@ -26,6 +26,9 @@ class TrainRun:
     layer_norms: dict = field(default_factory=dict)  # layer -> gradient L2 norm per step
     kernel_norms: dict = field(default_factory=dict)  # layer -> gradient L2 norm of its kernels per step
     update_ratios: dict = field(default_factory=dict)  # layer -> ||kernel update|| / ||kernel|| per step
+    # layer -> kernel values the step's gradient touched: an embedding's gradient reaches only the
+    # rows the batch looked up, so its RMS is taken over those, not over the whole table
+    kernel_sizes: dict = field(default_factory=dict)
     diverged_at: int | None = None  # first step whose loss or weights were non-finite or exploded
     why: str | None = None  # "nan" or "explosion"
     cut: bool = False  # stopped by the time budget
@@ -91,6 +94,7 @@ class Trainer:
         tf, vars_ = self.tf, self.vars
         grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, vars_)]
         norms = tf.stack([tf.norm(tf.cast(g, tf.float32)) for g in grads])
+        self._sizes = touched_sizes(tf, grads, vars_)
         kernels = [v for v in vars_ if len(v.shape) >= 2]
         before = [tf.identity(v) for v in kernels]
         optimizer.apply(grads, vars_)
@@ -98,23 +102,28 @@ class Trainer:
         ratios = tf.stack([tf.norm(tf.cast(v - b, tf.float32)) / (tf.norm(tf.cast(b, tf.float32)) + 1e-12)
                            for v, b in zip(kernels, before)]) if kernels else tf.zeros([0])
         finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(tf.cast(v, tf.float32))) for v in vars_])
-        return tf.cast(loss, tf.float32), norms, finite, ratios
+        return tf.cast(loss, tf.float32), norms, finite, ratios, self._sizes
 
     def _own_step_fn(self, optimizer):
         """The model's own train_step, its gradients read where it hands them to the optimizer."""
         tf, model, vars_ = self.tf, self.model, self.vars
         optimizer.build(vars_)
         seen = tf.Variable(tf.zeros([len(vars_)]), trainable=False)
+        sizes = tf.Variable(tf.constant([float(np.prod(v.shape)) for v in vars_], tf.float32), trainable=False)
         index = {id(v): i for i, v in enumerate(vars_)}
         original_apply = optimizer.apply
 
         def apply(grads, variables=None, *args, **kwargs):
             variables = list(variables) if variables is not None else vars_
+            grads = list(grads)
             norms = [tf.zeros([]) for _ in vars_]
+            touched = [tf.constant(float(np.prod(v.shape))) for v in vars_]
             for g, v in zip(grads, variables):
                 if g is not None and id(v) in index:
                     norms[index[id(v)]] = tf.norm(tf.cast(g, tf.float32))
+                    touched[index[id(v)]] = touched_sizes(tf, [g], [v])[0]
             seen.assign(tf.stack(norms))
+            sizes.assign(tf.stack(touched))
             return original_apply(grads, variables, *args, **kwargs)
 
         optimizer.apply = apply
@@ -132,7 +141,7 @@ class Trainer:
             ratios = tf.stack([tf.norm(tf.cast(v - b, tf.float32)) / (tf.norm(tf.cast(b, tf.float32)) + 1e-12)
                                for v, b in zip(kernels, before)]) if kernels else tf.zeros([0])
             finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(tf.cast(v, tf.float32))) for v in vars_])
-            return tf.cast(loss, tf.float32), tf.identity(seen), finite, ratios
+            return tf.cast(loss, tf.float32), tf.identity(seen), finite, ratios, tf.identity(sizes)
         return step
 
     def train(self, batches, steps: int, learning_rate: float | None, deadline: float,
@@ -151,9 +160,10 @@ class Trainer:
             x, y = batches(i)
             if progress is not None and i % 10 == 0:
                 progress(i, steps)
-            loss, norms, finite, ratios = step(x, y)
+            loss, norms, finite, ratios, sizes = step(x, y)
             loss = float(loss)
-            self._record(run, loss, np.asarray(norms, dtype=np.float64), np.asarray(ratios, dtype=np.float64))
+            self._record(run, loss, np.asarray(norms, dtype=np.float64), np.asarray(ratios, dtype=np.float64),
+                         np.asarray(sizes, dtype=np.float64))
             if first is None and math.isfinite(loss):
                 first = loss
             if not math.isfinite(loss) or not bool(finite):
@@ -168,25 +178,43 @@ class Trainer:
         gc.collect()  # each run traces its own step; free the last one before the next (ResNet50: GBs)
         return run
 
-    def _record(self, run: TrainRun, loss: float, norms, ratios) -> None:
+    def _record(self, run: TrainRun, loss: float, norms, ratios, sizes=None) -> None:
         run.losses.append(loss)
-        record_norms(run, norms, ratios, self.vars, self.owner, self.layers, self.kernel_owners)
+        record_norms(run, norms, ratios, self.vars, self.owner, self.layers, self.kernel_owners, sizes)
+
+
+def touched_sizes(tf, grads: list, variables: list):
+    """Per variable, how many of its values the gradient touches (a float32 tensor): every value of a
+    dense gradient; for an embedding's sparse gradient, the rows looked up times the row size."""
+    out = []
+    for g, v in zip(grads, variables):
+        if isinstance(g, tf.IndexedSlices):
+            rows = tf.size(tf.unique(tf.reshape(g.indices, [-1]))[0])
+            row = int(np.prod(v.shape[1:])) if len(v.shape) > 1 else 1
+            out.append(tf.cast(rows * row, tf.float32))
+        else:
+            out.append(tf.constant(float(np.prod(v.shape)), tf.float32))
+    return tf.stack(out) if out else tf.zeros([0])
 
 
 def record_norms(run: TrainRun, norms, ratios, variables: list, owner: dict, layers: list,
-                 kernel_owners: list) -> None:
+                 kernel_owners: list, sizes=None) -> None:
     """Add one step's gradient norms (one per variable) and kernel update ratios to `run`, per layer."""
     per_layer: dict = {}
     per_kernel: dict = {}
-    for v, n in zip(variables, norms):
+    per_size: dict = {}
+    for i, (v, n) in enumerate(zip(variables, norms)):
         name = owner.get(id(v), "?")
         per_layer[name] = per_layer.get(name, 0.0) + float(n) ** 2
         if len(v.shape) >= 2:
             per_kernel[name] = per_kernel.get(name, 0.0) + float(n) ** 2
+            size = float(sizes[i]) if sizes is not None and i < len(sizes) else float(np.prod(v.shape))
+            per_size[name] = per_size.get(name, 0.0) + size
     for name in layers:
         run.layer_norms[name].append(math.sqrt(per_layer.get(name, 0.0)))
     for name, sq in per_kernel.items():
         run.kernel_norms.setdefault(name, []).append(math.sqrt(sq))
+        run.kernel_sizes.setdefault(name, []).append(per_size[name])
     run.global_norms.append(float(np.sqrt(np.sum(np.asarray(norms, dtype=np.float64) ** 2))))
     for name, r in zip(kernel_owners, ratios):
         run.update_ratios.setdefault(name, []).append(float(r))
