@@ -287,6 +287,8 @@ def build_graph(info, spec, options: Options, judge_keras: bool = False, always_
         from kerascheck.probe import prepare
 
         info = prepare(info, spec, options)
+    if not info.io.callable:
+        return _graph_of_parts(info, options, judge_keras, always_trace)
     model, io = info.model, info.io
     loss_fn, loss_name = user_loss(model, spec, options, len(io.outputs))
     if not (judge_keras or always_trace or loss_fn is not None or _has_user_layers(model)):
@@ -442,6 +444,31 @@ def build_graph(info, spec, options: Options, judge_keras: bool = False, always_
                       seconds={"trace": traced - started, "analysis": analysed - traced, "confirmation": done - analysed},
                       loss_untraced=f"the loss '{loss_name}' took none of the labels tried ({loss_failed})"
                       if loss_failed and loss_fn is None and label_specs else None)
+
+
+def _graph_of_parts(info, options: Options, judge_keras: bool, always_trace: bool) -> GraphFacts:
+    """A model with no call() (a VAE or a GAN that only trains through train_step): each Functional part it
+    holds is traced on its own, with its layers named as the whole model names them."""
+    from dataclasses import replace
+
+    from kerascheck.probe.roles import InputRole
+
+    if not info.io.parts:
+        raise TierUnavailable(info.io.model.__class__.__name__ + " has no call() and holds no Functional part "
+                              "that kerascheck could trace")
+    facts = []
+    for _, part in info.io.parts:
+        first = part.inputs == info.io.inputs
+        part_info = replace(info, model=part.model, io=part, roles=[InputRole() for _ in part.inputs], meanings=[],
+                            raw_data=info.raw_data if first else None, sample_x=[], output_shapes=[])
+        facts.append(build_graph(part_info, None, options, judge_keras, always_trace))
+    traced = [f for f in facts if f.traced]
+    return GraphFacts(ops=sum(f.ops for f in facts), user_ops=sum(f.user_ops for f in facts),
+                      calls=sum(f.calls for f in facts), suspects=[s for f in facts for s in f.suspects],
+                      edge_inputs=list(dict.fromkeys(e for f in facts for e in f.edge_inputs)),
+                      seconds={k: sum(f.seconds.get(k, 0.0) for f in facts)
+                               for k in ("trace", "analysis", "confirmation")},
+                      traced=bool(traced))
 
 
 def _values_per_example(t) -> int:

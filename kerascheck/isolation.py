@@ -39,6 +39,7 @@ def _worker(conn, rule_names, static, options):
     # Runs in a fresh interpreter (spawn): TensorFlow is not fork-safe.
     from kerascheck.engine import select_rules
 
+    _keep_stdout_for_the_report(options)
     rules = select_rules(rule_names)
     while True:
         path = conn.recv()
@@ -52,6 +53,25 @@ def _worker(conn, rule_names, static, options):
             result.errors.append({"message": f"internal error while checking ({type(exc).__name__}: {detail}); "
                                              "please report it"})
         conn.send(result)
+
+
+def _keep_stdout_for_the_report(options) -> None:
+    """What the model's own code prints while kerascheck loads and runs it (a summary() in an
+    __init__, a debugging print in call()) must not land in the report on standard output, where
+    it would break --format json: it goes to stderr with --verbose, nowhere otherwise."""
+    import sys
+
+    try:
+        sys.stdout.flush()
+        if getattr(options, "verbose", False):
+            os.dup2(2, 1)
+        else:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 1)
+            os.close(devnull)
+    except (OSError, ValueError):
+        return
+    sys.stdout = sys.stderr if getattr(options, "verbose", False) else open(os.devnull, "w")
 
 
 class Worker:

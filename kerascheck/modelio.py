@@ -51,13 +51,14 @@ class ModelIO:
             if len(spec_names) == len(names) and not set(names) <= set(spec_names):
                 names = spec_names
             self.inputs = [Port(n, tuple(t.shape[1:]), str(t.dtype)) for n, t in zip(names, tensors)]
-            try:
-                self._template = model.input
-            except (AttributeError, ValueError):  # a Sequential never called as a whole
-                self._template = tensors if len(tensors) > 1 else tensors[0]
+            self._template = _template_of(model)
         else:
             self.inputs, self._template, self.source = _subclass_inputs(model, spec, data_shapes)
-        self.outputs = self._find_outputs()
+        # A subclass that only trains through its own train_step (a VAE, a GAN) may have no call():
+        # it has no outputs, and the inference probes run its Functional parts instead.
+        self.callable = self.functional or has_own_call(model)
+        self.parts: list = [] if self.callable else held_parts(model)
+        self.outputs = self._find_outputs() if self.callable else []
 
     def shape(self, port: "Port", n: int) -> tuple:
         """The concrete shape of n examples for `port`, open dimensions filled with self.fill."""
@@ -98,7 +99,13 @@ class ModelIO:
         """The model's outputs (a flat list of tensors) for the inputs `xs`."""
         import tensorflow as tf
 
+        if not self.callable:
+            raise TierUnavailable(no_call_reason(self.model))
         return tf.nest.flatten(self.model(self.pack(xs), training=training))
+
+    def units(self) -> list:
+        """[(name, ModelIO)] to run forward: the model itself, or the Functional parts of one with no call()."""
+        return [("", self)] if self.callable else list(self.parts)
 
     def _find_outputs(self) -> list:
         if self.functional:
@@ -117,6 +124,40 @@ class ModelIO:
             shape = tuple(t.shape[1:])
             ports.append(Port(f"output_{i}" if len(outs) > 1 else "output", shape, str(t.dtype)))
         return ports
+
+
+def _template_of(model):
+    """The structure a Functional model takes its inputs in; a Sequential never called as a whole has
+    no `input`, only its one input tensor."""
+    try:
+        return model.input
+    except (AttributeError, ValueError):
+        tensors = list(model.inputs)
+        return tensors if len(tensors) > 1 else tensors[0]
+
+
+def has_own_call(model) -> bool:
+    """Whether the model's class defines call() (keras.Model's own only raises NotImplementedError)."""
+    import keras
+
+    return getattr(type(model), "call", None) is not keras.Model.call
+
+
+def no_call_reason(model) -> str:
+    return (f"{type(model).__name__} has no call() of its own: it trains only through its train_step, so it has "
+            "no outputs to run forward")
+
+
+def held_parts(model) -> list:
+    """[(name, ModelIO)] of the Functional and Sequential models a subclass holds as attributes."""
+    parts = []
+    for layer in _tracked_layers(model):
+        if is_functional(layer):
+            try:
+                parts.append((layer.name, ModelIO(layer, None)))
+            except Exception:  # a part kerascheck cannot feed is left out
+                continue
+    return parts
 
 
 def is_functional(model) -> bool:
@@ -153,17 +194,23 @@ def _subclass_inputs(model, spec, data_shapes):
         return ports, ([None] * len(ports) if len(ports) > 1 else None), "the arrays in --data"
     # Saved unbuilt (a model trained through its own train_step never calls itself):
     # the first Functional model it holds says what it takes, if calling it works.
+    own_call = has_own_call(model)
     for layer in _tracked_layers(model):
         if is_functional(layer):
             ports = [Port(t.name.split(":")[0], tuple(t.shape[1:]), str(t.dtype)) for t in layer.inputs]
-            try:
-                import tensorflow as tf
+            if own_call:
+                try:
+                    import tensorflow as tf
 
-                model(tf.nest.pack_sequence_as(layer.input, [_zeros(p, PROBE_BATCH) for p in ports]),
-                      training=False)
-            except Exception:
-                continue
-            return ports, layer.input, f"the inputs of '{layer.name}', the first model it holds (it was saved unbuilt)"
+                    model(tf.nest.pack_sequence_as(_template_of(layer), [_zeros(p, PROBE_BATCH) for p in ports]),
+                          training=False)
+                except Exception:
+                    continue
+            return ports, _template_of(layer), (f"the inputs of '{layer.name}', the first model it holds "
+                                                "(it was saved unbuilt)")
+    if not own_call:
+        raise TierUnavailable(f"{no_call_reason(model)}, and it holds no Functional model whose inputs would say "
+                              "what it trains on")
     raise TierUnavailable("the model was saved before it was ever called (no build_config), so its input shape "
                           "is unknown: pass --data with an example of its inputs")
 

@@ -108,7 +108,7 @@ def check(facts):
         causes.append("the model has no trainable weights")
     if result["zero_gradient_layers"]:
         causes.append("these layers get exactly zero gradient: " + ", ".join(result["zero_gradient_layers"][:5]))
-    if result["prediction_spread"] < 1e-6:
+    if result["prediction_spread"] is not None and result["prediction_spread"] < 1e-6:
         causes.append("its predictions are identical for all 10 examples, so the output cannot express the labels "
                       "(check the output activation against the loss)")
     if lr < 1e-6:

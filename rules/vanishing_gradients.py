@@ -11,6 +11,11 @@ network behaves like a shallow one on top of random features. Saturating
 activations (sigmoid, tanh) stacked deep and tiny initial weights are the usual
 causes.
 
+Severity: a warning; info when the probes ran on synthetic data with an
+objective kerascheck cannot interpret (a model's own `train_step`, the losses its
+layers add): random inputs under such an objective prove little (a VAE's encoder
+collapses on noise, as it should).
+
 ## How to fix
 Use ReLU-family activations with He initialisation, add normalisation layers or
 residual connections, and avoid stacks of sigmoids.
@@ -40,14 +45,20 @@ def check(facts):
     if measured is None or measured[2] >= RATIO:
         return
     first, last, ratio, rms = measured
+    # Random inputs under an objective kerascheck cannot interpret (a VAE's own train_step, the
+    # losses layers add) prove little: on noise a VAE's encoder collapses, as it should.
+    hint = probe.synthetic and probe.task == "unknown"
     yield RULE.finding(
         layer=first,
+        severity="info" if hint else None,
         message=f"The RMS gradient of the first weighted layer '{first}' is "
                 + (f"exactly zero, against {rms[last]:.3g} for the last layer '{last}'," if ratio == 0 else
                    f"1/{1 / ratio:.3g} of the last layer's, '{last}' ({rms[first]:.3g} vs {rms[last]:.3g}),")
                 + (f" over {run.steps_done} measured steps of training" if getattr(probe, "live", None) is not None
                    else " over probe training") + " at learning rate "
-                f"{run.learning_rate:.3g}{data_note(probe)}: the early layers barely learn.",
+                f"{run.learning_rate:.3g}{data_note(probe)}: the early layers barely learn."
+                + (f" On random inputs and an objective kerascheck cannot interpret ({probe.loss_name}) this is a "
+                   "hint: an encoder whose inputs hold nothing to learn stops passing gradient." if hint else ""),
         fix="Use keras.layers.Dense(..., activation='relu', kernel_initializer='he_normal') and add "
             "keras.layers.BatchNormalization() or residual connections between deep blocks.",
         evidence={**context(probe), "learning_rate": run.learning_rate, "ratio_first_last": ratio,

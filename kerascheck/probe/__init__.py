@@ -77,7 +77,7 @@ def prepare(model, spec, options: Options, raw=None) -> ModelInfo:
         xs = synthesize_inputs(io, roles, rng, n)
         measured_on = f"{n} synthetic inputs"
     try:
-        outs = io(xs, training=False)
+        outs = io(xs, training=False) if io.callable else []
     except Exception as exc:
         from kerascheck.modelio import error_line
 
@@ -208,8 +208,10 @@ def run_probes(info: ModelInfo, spec, options: Options, want: set) -> ProbeResul
             if os.environ.get("KERASCHECK_DEBUG"):
                 raise
             from kerascheck.modelio import error_line
+            from kerascheck.probe.train import TrainStepUnusable
 
-            results.failures[name] = error_line(exc)
+            results.failures[name] = str(exc) if isinstance(exc, (TrainStepUnusable, TierUnavailable)) \
+                else error_line(exc)
             if options.verbose:
                 traceback.print_exc()
             return None
@@ -223,9 +225,11 @@ def run_probes(info: ModelInfo, spec, options: Options, want: set) -> ProbeResul
         if run is not None:
             results.cut_runs[name] = run
 
-    if "data" in want and not sample.synthetic:
-        results.input_stats = attempt("data", lambda: input_stats(io, spec, sample, info.roles, info.paths,
-                                                                  DATA_STATS_EXAMPLES, batch)) or []
+    units = _units(io, sample, options)
+    if "data" in want and not sample.synthetic and units and units[0][1].inputs == io.inputs:
+        results.input_stats = attempt("data", lambda: input_stats(units[0][1], spec if io.callable else None, sample,
+                                                                  info.roles, info.paths, DATA_STATS_EXAMPLES,
+                                                                  batch)) or []
         if sample.y is not None and not sample.synthetic_labels and len(sample.y) == 1:
             y = np.asarray(sample.y[0], dtype=np.float64)
             results.target_stats = stats(y.reshape(len(y), -1))
@@ -245,7 +249,8 @@ def run_probes(info: ModelInfo, spec, options: Options, want: set) -> ProbeResul
                 results.failures.setdefault("train", results.failures["sweep"])
             results.nan_layer = attempt("train", lambda: locate_divergence(trainer, sample, results.train, options,
                                                                              info.paths, batch))
-            results.growth = attempt("train", lambda: activation_growth(io, sample, info.paths)) or []
+            results.growth = attempt("train", lambda: [g for _, unit, part in units
+                                                       for g in activation_growth(unit, part, info.paths)]) or []
     if "overfit" in want:
         if budget.spent():
             cut("overfit")
@@ -264,14 +269,15 @@ def run_probes(info: ModelInfo, spec, options: Options, want: set) -> ProbeResul
         if budget.spent():
             cut("batch")
         else:
-            results.batch = attempt("batch", lambda: batch_dependence(io, sample, info.paths))
+            results.batch = attempt("batch", lambda: _batch_dependence(units, info.paths))
     if "activations" in want:
         if budget.spent():
             cut("activations")
         else:
             examples = SAMPLE_SIZE if batch == BATCH_SIZE else 64
-            results.activations = attempt("activations", lambda: activation_stats(io, sample, info.paths, examples,
-                                                                                  batch))
+            results.activations = attempt("activations", lambda: {
+                k: v for _, unit, part in units for k, v in activation_stats(unit, part, info.paths, examples,
+                                                                             batch).items()})
     trainer.reset()
     progress.done()
     results.runs = budget.runs
@@ -342,6 +348,42 @@ def _kinds_the_loss_takes(info: ModelInfo, setup, kinds: list, xs: list) -> list
             except Exception:
                 continue
     return chosen
+
+
+def _units(io, sample: Sample, options: Options) -> list:
+    """[(name, ModelIO, Sample)] the inference probes run forward: the model with the probes' sample,
+    or, for a model with no call(), each Functional part it holds, the first (whose inputs are the
+    model's) with the sample, the others with standard normal inputs of their own shapes (a
+    decoder's or a generator's latent codes are drawn that way)."""
+    from kerascheck.probe.roles import InputRole
+
+    if io.callable:
+        return [("", io, sample)]
+    out = []
+    rng = np.random.default_rng(options.seed + 2)
+    for name, part in io.parts:
+        if part.inputs == io.inputs:
+            out.append((name, part, Sample(sample.x, None, sample.synthetic, sample.description)))
+        else:
+            xs = synthesize_inputs(part, [InputRole() for _ in part.inputs], rng, len(sample))
+            out.append((name, part, Sample(xs, None, True, f"standard normal inputs for '{name}'")))
+    return out
+
+
+def _batch_dependence(units: list, paths: dict) -> dict:
+    """The batch probe on each unit; the first that depends on its batch (or the first result)."""
+    results = []
+    for name, unit, part in units:
+        result = batch_dependence(unit, part, paths)
+        if name:
+            result["part"] = name
+        if max(result.get("max_diff_single", 0.0), result.get("max_diff_shuffled", 0.0)) > \
+                result.get("tolerance", float("inf")) or result.get("stochastic"):
+            return result
+        results.append(result)
+    if not results:
+        raise TierUnavailable("the model holds no Functional part kerascheck could run forward")
+    return results[0]
 
 
 def _sweep(trainer, sample, results, options, budget, batch):

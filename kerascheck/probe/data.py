@@ -229,6 +229,10 @@ def synthesize_inputs(io, roles: list, rng: np.random.Generator, n: int) -> list
             xs.append(rng.integers(role.low, role.ids, size=shape).astype(dtype))
         elif role.pixels:
             xs.append(rng.uniform(0, 255, size=shape).astype(dtype))
+        elif role.binary:
+            xs.append(rng.integers(0, 2, size=shape).astype(dtype))
+        elif role.span is not None:
+            xs.append(rng.uniform(role.span[0], role.span[1], size=shape).astype(dtype))
         elif role.mean is not None:
             xs.append((role.mean + role.std * rng.standard_normal(shape)).astype(dtype))
         else:

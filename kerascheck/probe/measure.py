@@ -175,9 +175,12 @@ def judge(trainer, x, y, kinds: list, losses: list) -> dict:
     unless the predictions do not vary at all (a softmax over one unit lowers the loss
     computed from its logits while every prediction stays 1.0).
     """
-    refresh_batchnorm(trainer.model, trainer.io, x)
-    preds = [np.asarray(p, dtype=np.float64) for p in trainer.io(x, training=False)]
-    spread = max((float(np.max(np.std(p, axis=0))) if len(p) > 1 else 0.0) for p in preds) if preds else 0.0
+    preds = []
+    if trainer.io.callable:  # a model with no call() is judged by its loss alone
+        refresh_batchnorm(trainer.model, trainer.io, x)
+        preds = [np.asarray(p, dtype=np.float64) for p in trainer.io(x, training=False)]
+    # None: no predictions to compare (a model with no call() is judged by its loss alone)
+    spread = max((float(np.max(np.std(p, axis=0))) if len(p) > 1 else 0.0) for p in preds) if preds else None
     finite = [v for v in losses if math.isfinite(v)]
     first = finite[0] if finite else float("nan")
     last = losses[-1] if losses else float("nan")
@@ -190,7 +193,7 @@ def judge(trainer, x, y, kinds: list, losses: list) -> dict:
     dense = bool(y is not None and any(_labels_per_example(p, k) > 1 for p, k in zip(preds, kinds)))
     needed = DENSE_ACCURACY if dense else 1.0
     if accuracy is not None:
-        ok = accuracy >= needed or (fell and spread > 1e-6)
+        ok = accuracy >= needed or (fell and spread is not None and spread > 1e-6)
     else:
         ok = fell
     return {"ok": ok, "accuracy": accuracy, "first_loss": first, "last_loss": last, "prediction_spread": spread,
@@ -470,7 +473,8 @@ def locate_divergence(trainer, sample, run: TrainRun, options, paths: dict, batc
     layers = {id(layer): path for path, layer in paths.values()}
     with Tap(layers) as tap:
         try:
-            trainer.io(x, training=True)
+            if trainer.io.callable:
+                trainer.io(x, training=True)
         except Exception:
             pass
     first = first_nonfinite(tap)

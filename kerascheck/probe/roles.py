@@ -35,6 +35,8 @@ class InputRole:
     vocabulary: list | None = None  # strings (or ids) a lookup layer knows: synthetic values come from it
     mean: object = None  # an adapted Normalization's mean and standard deviation (broadcastable arrays):
     std: object = None  # synthetic values are drawn on the scale the layer expects
+    span: tuple | None = None  # (low, high): synthetic values are uniform in it (inputs a model reconstructs)
+    binary: bool = False  # synthetic values are 0 or 1 (inputs a model reconstructs through a sigmoid)
 
     def drawn(self, port) -> str:
         """How synthetic values for this input are drawn, in words."""
@@ -48,6 +50,10 @@ class InputRole:
             return f"{port.name}: integer ids in [{self.low}, {self.ids}){why}"
         if self.pixels:
             return f"{port.name}: pixel values in [0, 255]{why}"
+        if self.binary:
+            return f"{port.name}: values of 0 or 1{why}"
+        if self.span is not None:
+            return f"{port.name}: uniform values in [{self.span[0]:g}, {self.span[1]:g}]{why}"
         if self.mean is not None:
             import numpy as np
 
@@ -60,6 +66,8 @@ class InputRole:
 def input_roles(model, io, spec, paths: dict | None = None) -> list:
     live = {path: layer for path, layer in (paths or {}).values()}
     roles = [_from_config(spec, i, port, live) for i, port in enumerate(io.inputs)]
+    if not io.callable:
+        return [_reconstructed(io, port) or role for port, role in zip(io.inputs, roles)]
     if any(r.why == "" for r in roles):  # custom layers or a subclass: only a trace can tell
         try:
             traced = _from_trace(model, io)
@@ -147,6 +155,29 @@ def _from_config(spec, index, port, live: dict | None = None) -> InputRole:
     if consumers and all(l.class_name in BUILTIN_LAYERS for l in consumers):
         return InputRole(why="feeds Keras's own layers")
     return InputRole()
+
+
+_BOUNDED = {"sigmoid": (0.0, 1.0), "hard_sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0)}
+
+
+def _reconstructed(io, port) -> InputRole | None:
+    """An input a part of the model reproduces through a bounded activation (a VAE's decoder ends in a
+    sigmoid to rebuild pixels in [0, 1]): its values are drawn in that range, as the loss comparing the
+    two needs them (binary crossentropy on values outside [0, 1] has no floor)."""
+    for name, part in io.parts:
+        for out, layer in zip(part.outputs, _output_layers(part.model)):
+            act = getattr(getattr(layer, "activation", None), "__name__", None)
+            if tuple(out.shape) == tuple(port.shape) and act in _BOUNDED:
+                # 0/1 for a sigmoid: targets a crossentropy can reach exactly, as MNIST's nearly are.
+                return InputRole(span=_BOUNDED[act], binary=act != "tanh", why=f"'{name}' rebuilds it through {act}")
+    return None
+
+
+def _output_layers(model) -> list:
+    try:
+        return [t._keras_history[0] for t in model.outputs]
+    except Exception:
+        return []
 
 
 def _vocabulary(layer) -> list | None:

@@ -51,6 +51,7 @@ class Setup:
     opt_class: object = None
     opt_config: dict = field(default_factory=dict)
     learning_rate: float = 1e-3
+    held: list = field(default_factory=list)  # (attribute, class name, rate) of optimizers the model holds itself
 
     @property
     def loss_name(self) -> str:
@@ -86,6 +87,17 @@ class Setup:
                 "losses": [{"loss": l.name, "from_logits": l.from_logits, "custom": l.custom, "weight": l.weight,
                             "labels": l.kind} for l in self.losses],
                 "optimizer": getattr(self.opt_class, "__name__", None), "learning_rate": self.learning_rate}
+
+    def make_held_optimizers(self) -> list:
+        """[(attribute, optimizer)] made anew from the class and rate the file stored for each."""
+        import keras
+
+        out = []
+        for attribute, class_name, rate in self.held:
+            cls = getattr(keras.optimizers, class_name or "", None)
+            if cls is not None:
+                out.append((attribute, cls(learning_rate=rate) if rate is not None else cls()))
+        return out
 
     def make_optimizer(self, learning_rate: float | None = None):
         cfg = dict(self.opt_config)
@@ -139,9 +151,13 @@ def make_setup(model, io, spec, options: Options) -> Setup:
     elif _adds_losses(model, io):
         setup.mode = "add_loss"
         setup.notes.append("no compiled loss: trained on the losses its layers add (add_loss), as fit() does")
-    elif _own_train_step(model):
+    elif _own_train_step(model) or _own_compute_loss(model):
+        # Keras's own train_step calls the model's compute_loss: a Distiller's loss lives there.
         setup.mode = "train_step"
-        setup.notes.append(f"no compiled loss: trained through {type(model).__name__}.train_step, as fit() does")
+        which = "train_step" if _own_train_step(model) else "compute_loss (through Keras's train_step)"
+        setup.notes.append(f"no compiled loss: trained through {type(model).__name__}.{which}, as fit() does")
+        setup.held = [(o.attribute, o.class_name, o.learning_rate) for o in spec.optimizers
+                      if o.attribute != "optimizer"]
     else:
         setup.losses = [_default_loss(keras, spec, io, i) for i in range(len(io.outputs))]
         setup.defaults.append(f"loss {setup.loss_name} (the file has no saved loss)")
@@ -275,6 +291,13 @@ def _adds_losses(model, io) -> bool:
         return bool(model.losses)
     except Exception:
         return False
+
+
+def _own_compute_loss(model) -> bool:
+    import keras
+
+    base = getattr(keras.Model, "compute_loss", None)
+    return getattr(type(model), "compute_loss", base) is not base
 
 
 def _own_train_step(model) -> bool:

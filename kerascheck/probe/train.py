@@ -128,6 +128,28 @@ class Trainer:
 
         optimizer.apply = apply
         model.optimizer = optimizer
+        # The optimizers a subclass's own compile() hands it (a GAN's d_optimizer, g_optimizer) are not
+        # restored by Keras; the file keeps their class and rate, so they are made again, watched alike.
+        for attribute, made in self.setup.make_held_optimizers():
+            made.build([v for v in vars_])
+            held_apply = made.apply
+
+            def watched(grads, variables=None, *args, _apply=held_apply, **kwargs):
+                variables = list(variables) if variables is not None else vars_
+                grads = list(grads)
+                norms = tf.unstack(seen) if len(vars_) else []
+                touched = tf.unstack(sizes) if len(vars_) else []
+                for g, v in zip(grads, variables):
+                    if g is not None and id(v) in index:
+                        norms[index[id(v)]] = tf.norm(tf.cast(g, tf.float32))
+                        touched[index[id(v)]] = touched_sizes(tf, [g], [v])[0]
+                if len(vars_):
+                    seen.assign(tf.stack(norms))
+                    sizes.assign(tf.stack(touched))
+                return _apply(grads, variables, *args, **kwargs)
+
+            made.apply = watched
+            setattr(model, attribute, made)
         kernels = [v for v in vars_ if len(v.shape) >= 2]
 
         @tf.function(reduce_retracing=True)
@@ -136,7 +158,12 @@ class Trainer:
                 metric.reset_state()
             before = [tf.identity(v) for v in kernels]
             inputs = self.io.pack(list(x))
-            logs = model.train_step((inputs,) if y is None else (inputs, y[0] if len(y) == 1 else list(y)))
+            # As fit() packs a batch (keras's pack_x_y_sample_weight): x alone when there are no labels.
+            if y is None:
+                data = (inputs,) if isinstance(inputs, (list, tuple)) else inputs
+            else:
+                data = (inputs, y[0] if len(y) == 1 else list(y))
+            logs = model.train_step(data)
             loss = logs.get("loss", next(iter(logs.values()))) if isinstance(logs, dict) else logs
             ratios = tf.stack([tf.norm(tf.cast(v - b, tf.float32)) / (tf.norm(tf.cast(b, tf.float32)) + 1e-12)
                                for v, b in zip(kernels, before)]) if kernels else tf.zeros([0])
@@ -160,7 +187,12 @@ class Trainer:
             x, y = batches(i)
             if progress is not None and i % 10 == 0:
                 progress(i, steps)
-            loss, norms, finite, ratios, sizes = step(x, y)
+            try:
+                loss, norms, finite, ratios, sizes = step(x, y)
+            except AttributeError as exc:
+                if self.setup.mode != "train_step" or i:
+                    raise
+                raise TrainStepUnusable(own_step_reason(self.model, exc)) from None
             loss = float(loss)
             self._record(run, loss, np.asarray(norms, dtype=np.float64), np.asarray(ratios, dtype=np.float64),
                          np.asarray(sizes, dtype=np.float64))
@@ -181,6 +213,19 @@ class Trainer:
     def _record(self, run: TrainRun, loss: float, norms, ratios, sizes=None) -> None:
         run.losses.append(loss)
         record_norms(run, norms, ratios, self.vars, self.owner, self.layers, self.kernel_owners, sizes)
+
+
+class TrainStepUnusable(Exception):
+    """The model's own train_step needs what the file does not hold; said as it stands."""
+
+
+def own_step_reason(model, exc: AttributeError) -> str:
+    import re
+
+    found = re.search(r"has no attribute '(\w+)'", str(exc))
+    what = f"self.{found.group(1)}" if found else "attributes"
+    return (f"{type(model).__name__}.train_step uses {what}, which the model's own compile() sets and Keras does not "
+            "save, so kerascheck cannot run it (it never trains a model with a loss it made up)")
 
 
 def touched_sizes(tf, grads: list, variables: list):
