@@ -302,7 +302,9 @@ class _TierBuilder:
             raise _Unavailable(self.failed["model"]) from None
         except (InputError, UsageError) as exc:
             self.result.errors.append({"message": str(exc)})
-            self.failed["model"] = self.failed["probe"] = "the model could not be loaded (see the error above)"
+            why = "kerascheck could not use --data with this model" if str(exc).startswith("--data") else \
+                "the model could not be loaded"
+            self.failed["model"] = self.failed["probe"] = f"{why} (see the error above)"
             raise _Unavailable(self.failed["model"]) from None
         except Exception as exc:  # TensorFlow refusing the model is a fact about the model, not a crash
             reason = _internal(exc, options, "loading the model")

@@ -301,6 +301,16 @@ def _sample(info: ModelInfo, setup, rng, options: Options, kinds: list) -> tuple
         elif not setup.needs_labels:
             sample.y = None
         else:
+            missing = [i for i, y in enumerate(sample.y) if y is None]
+            if missing:
+                # Outputs fit() gets no labels for: those with no loss take zeros (weighed 0); one whose
+                # loss needs labels gets synthetic ones, and the description says so.
+                made = synthesize_labels(io, setup, kinds, rng, len(sample), info.output_shapes)
+                needed = [io.outputs[i].name for i in missing if setup.losses[i].name != "none"]
+                sample.y = [made[i] if y is None else y for i, y in enumerate(sample.y)]
+                if needed:
+                    sample.description += f" (synthetic labels for {', '.join(needed)})"
+                    sample.synthetic_labels = True
             kinds = _kinds_of_labels(kinds, sample.y, info.output_shapes)
         return sample, kinds
     xs = synthesize_inputs(io, info.roles, rng, SAMPLE_SIZE)

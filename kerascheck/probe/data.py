@@ -116,8 +116,10 @@ def from_xy(source: str, x, y) -> RawData:
     return raw
 
 
-def _bind(arrays: dict, positional: list, names: list, prefix: str, source: str, what: str) -> list | None:
-    """Arrays in the order of `names`: by name, then by position; None when none are given."""
+def _bind(arrays: dict, positional: list, names: list, prefix: str, source: str, what: str,
+          partial: bool = False) -> list | None:
+    """Arrays in the order of `names`: by name, then by position; None when none are given. With
+    `partial`, a name with no array gets None (labels for an output trained with no loss)."""
     if not arrays and not positional:
         return None
     holder = "file" if source.endswith((".npz", ".npy")) else "data"
@@ -135,6 +137,9 @@ def _bind(arrays: dict, positional: list, names: list, prefix: str, source: str,
                 out.append(arrays[key])
                 break
         else:
+            if partial:
+                out.append(None)
+                continue
             want = ", ".join(f"{prefix}_{n}" for n in names)
             raise UsageError(f"--data {source}: the model has {len(names)} {what}s, so the {holder} needs arrays "
                              f"{want}; missing {prefix}_{name} (arrays {prefix}_0, {prefix}_1, ... by position "
@@ -179,8 +184,14 @@ def load_data(raw: RawData, io) -> Sample:
         if x.dtype.kind not in "biuf" or (want_int and x.dtype.kind == "f" and not np.all(np.mod(x, 1) == 0)):
             raise UsageError(f"--data {source}: input {port.name!r} expects {port.dtype} values but the {holder} "
                              f"holds {x.dtype}")
-    ys = _bind(raw.ys, raw.positional_y, [p.name for p in io.outputs], "y", source, "output")
+    ys = _bind(raw.ys, raw.positional_y, [p.name for p in io.outputs], "y", source, "output", partial=True)
+    if ys is not None and all(y is None for y in ys):
+        want = ", ".join(f"y_{p.name}" for p in io.outputs)
+        raise UsageError(f"--data {source}: the model has {len(io.outputs)} outputs, so labels go in arrays {want} "
+                         "(or y_0, y_1, ... by position); the data names none of them")
     for port, y in zip(io.outputs, ys or []):
+        if y is None:
+            continue  # an output fit() is given no labels for: fine where it has no loss (checked by the probes)
         if len(y) != n:
             raise UsageError(f"--data {source}: y{'' if len(io.outputs) == 1 else '_' + port.name} has {len(y)} "
                              f"examples but x has {n}")
@@ -189,13 +200,13 @@ def load_data(raw: RawData, io) -> Sample:
     if n == 0:
         raise UsageError(f"--data {source}: holds no examples")
     keep = min(n, MAX_DATA_EXAMPLES)
-    xs, ys = [x[:keep] for x in xs], None if ys is None else [y[:keep] for y in ys]
+    xs, ys = [x[:keep] for x in xs], None if ys is None else [None if y is None else y[:keep] for y in ys]
     what = f"{keep} examples from {source}"
     if n < MIN_EXAMPLES:
         # fit() trains on 4 examples (an XOR net); the probes repeat them rather than refuse them.
         reps = -(-MIN_EXAMPLES // n)
         xs = [np.concatenate([x] * reps) for x in xs]
-        ys = None if ys is None else [np.concatenate([y] * reps) for y in ys]
+        ys = None if ys is None else [None if y is None else np.concatenate([y] * reps) for y in ys]
         what = f"the {n} examples of {source}, repeated to {n * reps}"
     return Sample(xs, ys, False, what)
 

@@ -71,7 +71,8 @@ class Setup:
     @property
     def task(self) -> str:
         """"classification" when every output is judged by its class predictions."""
-        if self.mode == "loss" and self.losses and all(l.kind in CLASSIFICATION for l in self.losses):
+        trained = [l for l in self.losses if l.name != "none"]  # an output compiled with loss None is not trained
+        if self.mode == "loss" and trained and all(l.kind in CLASSIFICATION for l in trained):
             return "classification"
         return "regression" if self.mode == "loss" else "unknown"
 
