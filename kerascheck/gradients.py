@@ -76,7 +76,10 @@ def layer_rms(probe, run) -> dict[str, float]:
 def first_last_ratio(probe, run):
     """(first layer, last layer, RMS gradient ratio first/last) or None with fewer than two layers."""
     rms = layer_rms(probe, run)
-    names = [n for n in probe.layer_order if n in rms]
+    # Embedding tables are looked up, not passed through: their sparse gradients say nothing about
+    # how the gradient shrinks with depth (and parallel tables, a user's and a movie's, are no chain).
+    lookups = set(getattr(run, "lookups", ()) or ())
+    names = [n for n in probe.layer_order if n in rms and n not in lookups]
     if len(names) < 2:
         return None
     first, last = names[0], names[-1]

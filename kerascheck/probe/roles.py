@@ -236,6 +236,7 @@ def _from_trace(model, io) -> dict:
 def _follow(start, shapes: dict, out_units: list) -> InputRole | None:
     frontier, seen, cast_to_int = [start], set(), False
     hops = 0
+    tables: list = []  # rows of every table the input indexes: one input may index several
     while frontier and hops < 64:
         t = frontier.pop()
         hops += 1
@@ -244,10 +245,8 @@ def _follow(start, shapes: dict, out_units: list) -> InputRole | None:
                 continue
             seen.add(op.name)
             if op.type in _GATHERS and len(op.inputs) > 1 and op.inputs[1] is t:
-                size = _table_rows(op, shapes)
-                return InputRole(ids=size or DEFAULT_IDS, categorical=True,
-                                 why=f"indexes a table of {size} rows (an embedding)" if size else
-                                 "indexes a table (an embedding)")
+                tables.append(_table_rows(op, shapes))
+                continue
             if op.type == "OneHot" and op.inputs[0] is t:
                 depth = _constant(op.inputs[1])
                 return InputRole(ids=depth or DEFAULT_IDS, categorical=True, why="one-hot encoded by the model")
@@ -255,6 +254,14 @@ def _follow(start, shapes: dict, out_units: list) -> InputRole | None:
                 cast_to_int = True
             if op.type in _CARRY or (op.type in _INDEX_ARITHMETIC and t.dtype.is_integer):
                 frontier.extend(op.outputs)
+    if tables:
+        # Ids below the smallest table fit every one (RecommenderNet's (user, movie) column pairs
+        # index a 610-row and a 9,724-row table).
+        known = [n for n in tables if n]
+        size = min(known) if known else None
+        return InputRole(ids=size or DEFAULT_IDS, categorical=True,
+                         why=f"indexes a table of {size} rows (an embedding)" if size else
+                         "indexes a table (an embedding)")
     if cast_to_int:
         # Integers with no table to bound them (labels fed as an input): small ids that stay
         # below every output's class count, the last class being a CTC blank.

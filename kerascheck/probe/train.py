@@ -29,6 +29,7 @@ class TrainRun:
     # layer -> kernel values the step's gradient touched: an embedding's gradient reaches only the
     # rows the batch looked up, so its RMS is taken over those, not over the whole table
     kernel_sizes: dict = field(default_factory=dict)
+    lookups: list = field(default_factory=list)  # layers whose kernel gradient is sparse: embedding tables
     diverged_at: int | None = None  # first step whose loss or weights were non-finite or exploded
     why: str | None = None  # "nan" or "explosion"
     cut: bool = False  # stopped by the time budget
@@ -61,6 +62,7 @@ class Trainer:
         self.layers = list(dict.fromkeys(self.owner.get(id(v), "?") for v in self.vars))
         self.kernel_owners = [self.owner.get(id(v), "?") for v in self.vars if len(v.shape) >= 2]
         self.initial = [np.array(v.numpy()) for v in model.variables]
+        self.lookups: list = []  # filled when a step is traced: layers whose gradient is sparse
 
     def reset(self):
         for v, value in zip(self.model.variables, self.initial):
@@ -95,6 +97,8 @@ class Trainer:
         grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, vars_)]
         norms = tf.stack([tf.norm(tf.cast(g, tf.float32)) for g in grads])
         self._sizes = touched_sizes(tf, grads, vars_)
+        self.lookups = sorted({self.owner.get(id(v), "?") for g, v in zip(grads, vars_)
+                               if isinstance(g, tf.IndexedSlices) and len(v.shape) >= 2})
         kernels = [v for v in vars_ if len(v.shape) >= 2]
         before = [tf.identity(v) for v in kernels]
         optimizer.apply(grads, vars_)
@@ -122,6 +126,8 @@ class Trainer:
                 if g is not None and id(v) in index:
                     norms[index[id(v)]] = tf.norm(tf.cast(g, tf.float32))
                     touched[index[id(v)]] = touched_sizes(tf, [g], [v])[0]
+                    if isinstance(g, tf.IndexedSlices) and len(v.shape) >= 2:
+                        self.lookups = sorted(set(self.lookups) | {self.owner.get(id(v), "?")})
             seen.assign(tf.stack(norms))
             sizes.assign(tf.stack(touched))
             return original_apply(grads, variables, *args, **kwargs)
@@ -206,6 +212,7 @@ class Trainer:
                 break
             if stop is not None and stop(i, loss):
                 break
+        run.lookups = list(self.lookups)  # known once a step was traced
         del step, optimizer
         gc.collect()  # each run traces its own step; free the last one before the next (ResNet50: GBs)
         return run
