@@ -14,7 +14,11 @@ Reads every weight tensor once and flags:
 * biases above 100 in magnitude (warning);
 * when the probes run, each layer's update/weight ratio, ||kernel update|| /
   ||kernel|| per step, over the first 10 steps of training at the configured
-  rate: about 1e-3 is healthy; above 0.1 or below 1e-5 is flagged (warning).
+  rate: about 1e-3 is healthy; below 1e-5 is flagged (warning), and above 0.1
+  when the loss overshoots too (rises to twice its start within those steps):
+  adaptive optimizers take large first steps by design (RMSprop's running
+  average of squared gradients starts at zero), which harm only when they
+  overshoot.
 
 Problems of one kind in several layers are one finding that names every layer
 with its number (per-layer evidence in JSON). Calibration of the update ratios
@@ -58,6 +62,10 @@ RULE = Rule(name="unhealthy-weights", code="KC401", severity="warning", tier="sp
 UPDATE_HIGH = 1e-1
 UPDATE_LOW = 1e-5
 UPDATE_STEPS = 10
+# Large early updates are what adaptive optimizers do (RMSprop's running average of squared gradients
+# starts at zero): they count as thrown around only when they overshoot, the loss rising to OVERSHOOT
+# times its start within those steps.
+OVERSHOOT = 2.0
 # Tensors above this are read in slices, so memory stays bounded however large the file.
 CHUNK_BYTES = 256 << 20
 
@@ -143,6 +151,8 @@ def _update_ratios(probe, skip=frozenset()):
     if run is None or run.diverged_at is not None:
         return  # nan-in-training reports a diverging rate; the ratios would only echo it
     measured = len(run.update_ratios)
+    losses = [v for v in run.losses[:UPDATE_STEPS] if np.isfinite(v)]
+    overshoot = bool(losses) and max(losses[1:], default=losses[0]) > OVERSHOOT * abs(losses[0])
     for layer, ratios in run.update_ratios.items():
         if layer in skip:
             continue
@@ -155,6 +165,8 @@ def _update_ratios(probe, skip=frozenset()):
         if UPDATE_LOW <= median <= UPDATE_HIGH:
             continue
         high = median > UPDATE_HIGH
+        if high and not overshoot:
+            continue
         yield RULE.finding(
             layer=layer,
             message=f"Each training step changes the kernel of layer '{layer}' by {median:.2g} of its norm "

@@ -73,7 +73,8 @@ class Trainer:
         tf = self.tf
         preds = self.io(x if isinstance(x, list) else [x], training=training)
         total = self.setup.total_loss(y, preds) if self.setup.mode == "loss" else None
-        extra = [tf.cast(l, tf.float32) for l in self.model.losses]
+        # As Keras's Trainer aggregates each added loss: summed, whatever its shape (CTC gives (batch, 1)).
+        extra = [tf.reduce_sum(tf.cast(l, tf.float32)) for l in self.model.losses]
         if extra:
             total = tf.add_n(extra) if total is None else total + tf.add_n(extra)
         return total
