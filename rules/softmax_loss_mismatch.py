@@ -68,9 +68,10 @@ def check(facts):
     return findings
 
 
-MEASURED = {"probabilities": "softmax", "independent probabilities": "sigmoid", "unbounded": "linear"}
+MEASURED = {"probabilities": "softmax", "independent probabilities": "sigmoid", "unbounded": "linear",
+            "constant one": "softmax"}
 SAID = {"probabilities": "rows in [0, 1] that sum to 1", "independent probabilities": "values each in [0, 1]",
-        "unbounded": "values outside [0, 1]"}
+        "unbounded": "values outside [0, 1]", "constant one": "exactly 1.0 for every example"}
 
 
 def _outputs(facts) -> list:
@@ -120,10 +121,11 @@ def _check(facts):
         applies = f"already applies {act} in '{where}'" if measured is None else f"already outputs probabilities: {measured}"
         is_what = f"is {act} (not a probability)" if measured is None else f"is not a probability: {measured}"
         if act == "softmax" and units == 1:
+            how = (f"applies softmax over a single unit, so it outputs 1.0 for every input" if measured is None else
+                   f"outputs exactly 1.0 for every example, as a softmax over a single unit does: {measured}")
             yield RULE.finding(
                 layer=where,
-                message=f"Layer '{where}' applies softmax over a single unit, so it outputs 1.0 for "
-                        "every input; the loss may still fall because it is computed from the logits.",
+                message=f"Layer '{where}' {how}; the loss may still fall because it is computed from the logits.",
                 fix="For a yes/no output use one unit with a sigmoid and binary crossentropy: "
                     "keras.layers.Dense(1, activation='sigmoid') with loss='binary_crossentropy'.",
                 evidence=base,

@@ -312,6 +312,8 @@ def output_meanings(outputs: list) -> list:
         a = np.asarray(out, dtype=np.float64)
         if a.size == 0 or not np.all(np.isfinite(a)):
             meanings.append("unknown")
+        elif a.ndim > 1 and a.shape[-1] == 1 and a.shape[0] > 1 and np.all(a == 1.0):
+            meanings.append("constant one")  # a softmax over one unit, whatever the input
         elif a.min() >= 0.0 and a.max() <= 1.0:
             rows = a.reshape(-1, a.shape[-1]) if a.ndim > 1 else a.reshape(-1, 1)
             sums_to_one = rows.shape[-1] > 1 and np.allclose(rows.sum(axis=-1), 1.0, atol=1e-3)

@@ -61,6 +61,22 @@ def two_outputs_one_wrong(tmp, fmt):
     return m
 
 
+@keras.saving.register_keras_serializable(package="kctests")
+class OneUnitSoftmaxHead(layers.Layer):
+    """keras-io's endpoint_layer_pattern.py returns tf.nn.softmax of a (batch, 1) logit."""
+
+    def call(self, logits):
+        return keras.ops.softmax(logits)
+
+
+def custom_layer_softmax_over_one_unit(tmp, fmt):
+    inp = keras.Input((8,))
+    logits = layers.Dense(1, name="logit")(layers.Dense(16, activation="relu")(inp))
+    m = keras.Model(inp, OneUnitSoftmaxHead(name="head")(logits))
+    m.compile(optimizer="adam", loss=keras.losses.BinaryCrossentropy(from_logits=True))
+    return m
+
+
 CASES = [
     bad("softmax_from_logits", softmax_from_logits,
         Expect("probs", "error", r"already applies softmax in 'probs'.*from_logits=True",
@@ -81,4 +97,8 @@ CASES = [
         Expect("head/probs", "error", r"already applies softmax in 'head/probs'")),
     bad("two_outputs_one_wrong", two_outputs_one_wrong,
         Expect("cls", "error", r"Output 'cls' already applies softmax")),
+    # Measured, not read: the custom layer's output is 1.0 on every example.
+    bad("custom_layer_softmax_over_one_unit", custom_layer_softmax_over_one_unit,
+        Expect("head", "error", r"^Layer 'head' outputs exactly 1\.0 for every example, as a softmax over a single "
+                                r"unit does: its custom layer OneUnitSoftmaxHead gives exactly 1\.0")),
 ]
