@@ -429,12 +429,20 @@ def _lambda_reason(spec, options) -> str | None:
     """Why the graph rules cannot look inside a file's Lambdas: their code runs only with --unsafe."""
     if options is not None and options.unsafe:
         return None
-    names = [layer.name for layer in spec.layers if layer.class_name == "Lambda"]
+    names = [layer.name for layer in spec.layers if layer.class_name == "Lambda" and _carries_code(layer.config)]
     if not names:
         return None
     which = ", ".join(f"'{n}'" for n in names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
     return (f"the Lambda layer{'s' if len(names) > 1 else ''} {which} could not be inspected safely: tracing a "
             "Lambda runs the bytecode stored in the file, which kerascheck does only with --unsafe")
+
+
+def _carries_code(config) -> bool:
+    """Whether a Lambda's config holds bytecode; one naming a function ('euclidean_distance') holds none."""
+    function = config.get("function") if isinstance(config, dict) else None
+    if isinstance(function, dict):
+        return function.get("class_name") != "function"
+    return not isinstance(function, str)
 
 
 def _run_rule(rule: Rule, facts: Facts, result: ModelResult, options=None) -> None:

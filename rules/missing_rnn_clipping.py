@@ -48,19 +48,46 @@ from kerascheck.topology import RECURRENT_CLASSES, inner_classes
 RULE = Rule(name="missing-rnn-clipping", code="KC201", severity="warning", tier="spec", needs=("train",))
 
 
-def recurrent_layers(spec):
-    """(layer, recurrent class, inner layer name) for each top-most layer holding a recurrence."""
+def recurrent_layers(spec, info=None):
+    """(layer, recurrent class, inner layer name) for each top-most layer holding a recurrence.
+
+    From the config; and, when the model was loaded, from the live layers too: a custom layer
+    that makes its LSTM in __init__ (keras-io's traffic forecaster) names none in its config."""
+    found = set()
     for layer in spec.layers:
         if layer.is_model:
             continue
         cls = layer.class_name.split(">")[-1]
         if cls in RECURRENT_CLASSES:
+            found.add(layer.qualname)
             yield layer, cls, None
             continue
         for inner_cls, inner_name in inner_classes(layer.config):
             if inner_cls in RECURRENT_CLASSES:
+                found.add(layer.qualname)
                 yield layer, inner_cls, inner_name
                 break
+    if info is None:
+        return
+    for path, live in info.paths.values():
+        if path in found or type(live).__name__ in RECURRENT_CLASSES:
+            continue
+        try:
+            inner = [l for l in live._flatten_layers(include_self=False, recursive=True)
+                     if type(l).__name__ in RECURRENT_CLASSES]
+        except Exception:
+            continue
+        if inner:
+            layer = spec.layer(path)
+            yield (layer if layer is not None else _Live(path, type(live).__name__)), type(inner[0]).__name__, \
+                inner[0].name
+
+
+class _Live:
+    """A layer known only from the loaded model (a subclass's attribute, a custom layer's inside)."""
+
+    def __init__(self, qualname: str, class_name: str):
+        self.qualname, self.class_name, self.is_model = qualname, class_name, False
 
 
 def _optimizer_snippet(opt) -> str:
@@ -107,7 +134,7 @@ def _probe_evidence(facts) -> tuple[str, dict, bool | None]:
 def check(facts):
 
     spec = facts.spec
-    found = list(recurrent_layers(spec))
+    found = list(recurrent_layers(spec, facts.info))
     if not found:
         return
     opt = spec.compile.optimizer if spec.compile is not None else None

@@ -45,6 +45,8 @@ def check(facts):
     if measured is None or measured[2] >= RATIO:
         return
     first, last, ratio, rms = measured
+    if rms[last] <= 1e-12:
+        return  # the last layer gets no gradient either: the loss has nothing left to teach, nothing vanished
     # Random inputs under an objective kerascheck cannot interpret (a VAE's own train_step, the
     # losses layers add) prove little: on noise a VAE's encoder collapses, as it should.
     hint = probe.synthetic and probe.task == "unknown"

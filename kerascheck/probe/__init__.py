@@ -179,6 +179,8 @@ def run_probes(info: ModelInfo, spec, options: Options, want: set) -> ProbeResul
              if l.kind == "match" else l.kind for l, m in zip(setup.losses, info.meanings)]
     sample, kinds = _sample(info, setup, rng, options, kinds)
     trainer = Trainer(model, io, setup, info.owners)
+    if setup.mode == "train_step" and trainer.vars:
+        sample = _labels_for_own_step(trainer, sample, info, setup, kinds, rng)
     batch = BATCH_SIZE if sum(int(np.prod(v.shape)) for v in model.weights) < LARGE_MODEL_PARAMS else 8
     results = ProbeResults(device=options.device_used or "CPU", synthetic=sample.synthetic,
                            data_description=sample.description, defaults=setup.defaults, notes=setup.notes,
@@ -299,7 +301,8 @@ def _sample(info: ModelInfo, setup, rng, options: Options, kinds: list) -> tuple
             sample.description += " with synthetic labels"
             sample.synthetic_labels = True
         elif not setup.needs_labels:
-            sample.y = None
+            if setup.mode != "train_step":
+                sample.y = None  # its own train_step may unpack (x, y): kept, and tried (_labels_for_own_step)
         else:
             missing = [i for i, y in enumerate(sample.y) if y is None]
             if missing:
@@ -318,6 +321,37 @@ def _sample(info: ModelInfo, setup, rng, options: Options, kinds: list) -> tuple
     ys = synthesize_labels(io, setup, kinds, rng, SAMPLE_SIZE, info.output_shapes)
     what = f"labels for {setup.loss_name}" if ys is not None else f"no labels ({setup.loss_name})"
     return Sample(xs, ys, True, f"{SAMPLE_SIZE} synthetic examples shaped like the model's inputs, {what}"), kinds
+
+
+def _labels_for_own_step(trainer, sample: Sample, info: ModelInfo, setup, kinds: list, rng) -> Sample:
+    """A model's own train_step takes what fit() hands it: x alone, or (x, y) when it unpacks labels
+    (`x, y = data`, as keras-io's trainer pattern does). One step on two examples tells which: the
+    labels --data gives first, else none, else labels made for what the model outputs."""
+    from dataclasses import replace
+
+    candidates = [sample.y] if sample.y is not None else []
+    candidates.append(None)
+    if sample.y is None and info.io.callable and info.output_shapes:
+        made = [label_array(k if k != "real" else ("sparse" if m == "probabilities" else "real"), tuple(shape), rng,
+                            len(sample))
+                for k, m, shape in zip(kinds or ["real"] * len(info.output_shapes),
+                                       info.meanings or ["unknown"] * len(info.output_shapes), info.output_shapes)]
+        candidates.append(made)
+    for ys in candidates:
+        x2 = [x[:2] for x in sample.x]
+        try:
+            step = trainer.step_fn(setup.make_optimizer(None))
+            step(x2, None if ys is None else [y[:2] for y in ys])
+        except Exception:
+            continue
+        finally:
+            trainer.reset()
+        if ys is sample.y:
+            return sample
+        note = "" if ys is None else " (with labels made for what it outputs: its train_step unpacks (x, y))"
+        return replace(sample, y=ys, synthetic_labels=ys is not None or sample.synthetic_labels,
+                       description=sample.description + note)
+    return sample
 
 
 def _kinds_of_labels(kinds: list, ys: list, shapes: list) -> list:

@@ -13,6 +13,7 @@ import math
 import numpy as np
 
 from kerascheck.modelio import Tap
+from kerascheck.topology import SCALING_LAYERS
 from kerascheck.probe.train import TrainRun, batcher
 
 OVERFIT_EXAMPLES = 10
@@ -612,7 +613,7 @@ def _first_weighted_input(io, sample, paths: dict, n: int, batch: int):
     """(layer, what it received over n examples) for the first layer with weights a call reaches; None if the
     first is a lookup or an embedding (ids, not measurements) or nothing could be observed."""
     weighted = {id(layer): path for path, layer in paths.values()
-                if layer.weights and type(layer).__name__ not in ("Normalization", "Rescaling")}
+                if layer.weights and type(layer).__name__ not in SCALING_LAYERS}
     if not weighted:
         return None
     got, first = [], None
@@ -644,7 +645,7 @@ def _first_weighted(graph, start):
         if not consumers:
             return None, None
         nxt = graph.by_qual[consumers[0]]
-        if nxt.weights and nxt.class_name not in ("Normalization", "Rescaling"):
+        if nxt.weights and nxt.class_name not in SCALING_LAYERS:  # BatchNormalization at the input scales it
             feeder = graph.by_qual[current]
             return nxt.qualname, (feeder.qualname if feeder.class_name != "InputLayer" else None)
         current = nxt.qualname

@@ -162,7 +162,7 @@ def make_setup(model, io, spec, options: Options) -> Setup:
     else:
         setup.losses = [_default_loss(keras, spec, io, i) for i in range(len(io.outputs))]
         setup.defaults.append(f"loss {setup.loss_name} (the file has no saved loss)")
-    _optimizer(keras, setup, spec, raw)
+    _optimizer(keras, setup, spec, raw, custom)
     return setup
 
 
@@ -308,7 +308,8 @@ def _own_train_step(model) -> bool:
     return getattr(type(model), "train_step", base) is not base
 
 
-def _optimizer(keras, setup: Setup, spec, raw) -> None:
+def _optimizer(keras, setup: Setup, spec, raw, custom: dict | None = None) -> None:
+    custom = custom or {}
     opt = spec.compile.optimizer if spec.compile else None
     opt_raw = raw.get("optimizer") if raw else None
     cfg = opt_raw.get("config") if isinstance(opt_raw, dict) else None
@@ -334,8 +335,24 @@ def _optimizer(keras, setup: Setup, spec, raw) -> None:
     setup.opt_config = {k: v for k, v in dict(cfg).items() if k in accepted and k != "name"}
     lr = setup.opt_config.get("learning_rate", 1e-3)
     if isinstance(lr, dict):
-        schedule = keras.optimizers.schedules.deserialize(lr)
+        schedule = _schedule(keras, lr, custom)
         setup.opt_config["learning_rate"] = schedule
         setup.learning_rate = float(schedule(0))
     else:
         setup.learning_rate = float(lr)
+
+
+def _schedule(keras, cfg: dict, custom: dict):
+    """The learning-rate schedule as saved, rebuilt with the user's code (a Transformer's warm-up)."""
+    try:
+        with keras.saving.custom_object_scope(custom):
+            schedule = keras.optimizers.schedules.deserialize(cfg)
+    except Exception as exc:
+        schedule, reason = None, f"{type(exc).__name__}: {' '.join(str(exc).split())[:160]}"
+    else:
+        reason = "nothing by that name is known"
+    if not callable(schedule):  # Keras hands back the class name of a schedule it cannot find
+        name = cfg.get("class_name", "?")
+        raise TierUnavailable(f"the learning-rate schedule {name!r} could not be rebuilt ({reason}); if it is your "
+                              "code, pass it with --custom-objects FILE.py")
+    return schedule
