@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.kerascheck-installed
 
-.PHONY: demo test examples fixtures bench clean
+.PHONY: demo test examples fixtures bench corpus clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ examples: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/static.py
+
+# The corpus of real model code (bench/corpus): builds what is missing, checks every model three
+# ways, compares with each truth.yaml and writes bench/corpus/RESULTS.md (about an hour on 2 cores).
+corpus: $(STAMP)
+	$(BIN)/python bench/corpus/run.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache

@@ -84,6 +84,21 @@ class ModelIO:
 
     # -- calling
 
+    def fit_structure(self, arrays: dict) -> None:
+        """Feed the model's own train_step the inputs as fit() received them, a dict of `arrays`' names
+        (keras-io's speech Transformer reads batch["source"] and batch["target"]), while call() keeps
+        the structure it was built with."""
+        self.fit_inputs = [Port(n, tuple(a.shape[1:]), str(a.dtype)) for n, a in arrays.items()]
+        self.fit_template = {n: None for n in arrays}
+
+    def pack_fit(self, xs: list):
+        """The inputs as the model's own train_step receives them from fit()."""
+        import tensorflow as tf
+
+        if getattr(self, "fit_template", None) is not None:
+            return tf.nest.pack_sequence_as(self.fit_template, [xs[i] for i in range(len(self.fit_inputs))])
+        return self.pack(xs)
+
     def pack(self, xs: list):
         """The inputs in the structure the model takes (one array, a list, a dict)."""
         import tensorflow as tf

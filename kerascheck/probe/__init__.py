@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from kerascheck.modeltier import Options, TierUnavailable
-from kerascheck.probe.data import SAMPLE_SIZE, Sample, data_shapes, label_array, load_data, read_arrays, \
-    synthesize_inputs, synthesize_labels
+from kerascheck.probe.data import MAX_DATA_EXAMPLES, SAMPLE_SIZE, Sample, data_shapes, label_array, load_data, \
+    read_arrays, synthesize_inputs, synthesize_labels
 from kerascheck.probe.measure import OVERFIT_STEPS, activation_growth, activation_stats, batch_dependence, \
     input_stats, locate_divergence, overfit, stats
 from kerascheck.probe.train import TrainRun, Trainer, batcher
@@ -70,7 +70,7 @@ def prepare(model, spec, options: Options, raw=None) -> ModelInfo:
     # (a 224x224 image through ConvNeXt costs a second on a CPU).
     size = sum(int(np.prod(io.shape(p, 1)[1:])) for p in io.inputs)
     n = 32 if size <= 4096 else (8 if size <= 65536 else 2)
-    if raw is not None:
+    if raw is not None and not _fit_structure(model, io, raw):
         xs = [x[:n] for x in load_data(raw, io).x]
         measured_on = f"{len(xs[0])} examples from {options.data}"
     else:
@@ -179,8 +179,9 @@ def run_probes(info: ModelInfo, spec, options: Options, want: set) -> ProbeResul
              if l.kind == "match" else l.kind for l, m in zip(setup.losses, info.meanings)]
     sample, kinds = _sample(info, setup, rng, options, kinds)
     trainer = Trainer(model, io, setup, info.owners)
+    own_step_failed = None
     if setup.mode == "train_step" and trainer.vars:
-        sample = _labels_for_own_step(trainer, sample, info, setup, kinds, rng)
+        sample, own_step_failed = _labels_for_own_step(trainer, sample, info, setup, kinds, rng)
     batch = BATCH_SIZE if sum(int(np.prod(v.shape)) for v in model.weights) < LARGE_MODEL_PARAMS else 8
     results = ProbeResults(device=options.device_used or "CPU", synthetic=sample.synthetic,
                            data_description=sample.description, defaults=setup.defaults, notes=setup.notes,
@@ -189,6 +190,7 @@ def run_probes(info: ModelInfo, spec, options: Options, want: set) -> ProbeResul
                            output_units=[p.shape[-1] if p.shape else 1 for p in io.outputs],
                            budget=options.budget)
     results.synthetic_labels = sample.synthetic or sample.synthetic_labels
+    no_training = no_training or own_step_failed
     if no_training is not None:
         want = want - {"train", "sweep", "gradients", "overfit"}
         results.failures["train"] = results.failures["overfit"] = no_training
@@ -290,9 +292,33 @@ def run_probes(info: ModelInfo, spec, options: Options, want: set) -> ProbeResul
     return results
 
 
+def _fit_structure(model, io, raw) -> bool:
+    """Whether --data must reach the model as fit() takes it rather than as call() does: a model with
+    its own train_step whose data names (x_source, x_target) are not call()'s inputs. Sets io up."""
+    from kerascheck.errors import UsageError
+    from kerascheck.probe.setup import own_train_step
+
+    if not own_train_step(model) or raw.positional_x or not raw.xs:
+        return False
+    try:
+        load_data(raw, io)
+        return False
+    except UsageError:
+        arrays = {(k[2:] if k.startswith("x_") else k): raw.xs[k] for k in sorted(raw.xs)}
+        if any(not n for n in arrays):
+            return False
+        io.fit_structure(arrays)
+        return True
+
+
 def _sample(info: ModelInfo, setup, rng, options: Options, kinds: list) -> tuple[Sample, list]:
     """The probes' examples, and the kind of labels each output gets (read from given labels)."""
     io = info.io
+    if info.raw_data is not None and getattr(io, "fit_template", None) is not None:
+        sample = _fit_sample(info.raw_data, io)
+        if setup.mode != "train_step":
+            sample.y = None
+        return sample, kinds
     if info.raw_data is not None:
         sample = load_data(info.raw_data, io)
         if setup.needs_labels and sample.y is None:
@@ -323,11 +349,15 @@ def _sample(info: ModelInfo, setup, rng, options: Options, kinds: list) -> tuple
     return Sample(xs, ys, True, f"{SAMPLE_SIZE} synthetic examples shaped like the model's inputs, {what}"), kinds
 
 
-def _labels_for_own_step(trainer, sample: Sample, info: ModelInfo, setup, kinds: list, rng) -> Sample:
-    """A model's own train_step takes what fit() hands it: x alone, or (x, y) when it unpacks labels
-    (`x, y = data`, as keras-io's trainer pattern does). One step on two examples tells which: the
-    labels --data gives first, else none, else labels made for what the model outputs."""
+def _labels_for_own_step(trainer, sample: Sample, info: ModelInfo, setup, kinds: list, rng) -> tuple:
+    """(sample, why its train_step cannot run or None). A model's own train_step takes what fit() hands
+    it: x alone, or (x, y) when it unpacks labels (`x, y = data`, as keras-io's trainer pattern does).
+    One step on two examples tells which: the labels --data gives first, else none, else labels made
+    for what the model outputs."""
     from dataclasses import replace
+
+    from kerascheck.modelio import error_line
+    from kerascheck.probe.train import own_step_reason
 
     candidates = [sample.y] if sample.y is not None else []
     candidates.append(None)
@@ -337,21 +367,38 @@ def _labels_for_own_step(trainer, sample: Sample, info: ModelInfo, setup, kinds:
                 for k, m, shape in zip(kinds or ["real"] * len(info.output_shapes),
                                        info.meanings or ["unknown"] * len(info.output_shapes), info.output_shapes)]
         candidates.append(made)
+    failure = None
     for ys in candidates:
         x2 = [x[:2] for x in sample.x]
         try:
             step = trainer.step_fn(setup.make_optimizer(None))
             step(x2, None if ys is None else [y[:2] for y in ys])
-        except Exception:
+        except AttributeError as exc:  # it needs what its own compile() set: no data can help
+            return sample, own_step_reason(trainer.model, exc)
+        except Exception as exc:
+            failure = failure or exc
             continue
         finally:
             trainer.reset()
         if ys is sample.y:
-            return sample
+            return sample, None
         note = "" if ys is None else " (with labels made for what it outputs: its train_step unpacks (x, y))"
         return replace(sample, y=ys, synthetic_labels=ys is not None or sample.synthetic_labels,
-                       description=sample.description + note)
-    return sample
+                       description=sample.description + note), None
+    what = "its data" if not sample.synthetic else "inputs shaped like call()'s, with or without labels"
+    advice = "" if not sample.synthetic else ": pass --data with a batch as fit() receives it (x_<key> for a dict)"
+    return sample, (f"{type(trainer.model).__name__}.train_step did not run on {what} "
+                    f"({error_line(failure)}){advice}")
+
+
+def _fit_sample(raw, io) -> Sample:
+    """--data exactly as fit() takes it (a dict of the data's own names), with its labels if any."""
+    names = [p.name for p in io.fit_inputs]
+    xs = [raw.xs[f"x_{n}"] if f"x_{n}" in raw.xs else raw.xs[n] for n in names]
+    ys = list(raw.ys.values())[:1] or None
+    keep = min(len(xs[0]), MAX_DATA_EXAMPLES)
+    return Sample([x[:keep] for x in xs], None if ys is None else [y[:keep] for y in ys], False,
+                  f"{keep} examples from {raw.source}, as fit() receives them ({', '.join(names)})")
 
 
 def _kinds_of_labels(kinds: list, ys: list, shapes: list) -> list:
@@ -401,6 +448,10 @@ def _units(io, sample: Sample, options: Options) -> list:
     decoder's or a generator's latent codes are drawn that way)."""
     from kerascheck.probe.roles import InputRole
 
+    if io.callable and getattr(io, "fit_template", None) is not None:
+        xs = synthesize_inputs(io, [InputRole() for _ in io.inputs], np.random.default_rng(options.seed + 2),
+                               len(sample))
+        return [("", io, Sample(xs, None, True, "synthetic inputs for call()"))]
     if io.callable:
         return [("", io, sample)]
     out = []

@@ -52,6 +52,7 @@ class Setup:
     opt_config: dict = field(default_factory=dict)
     learning_rate: float = 1e-3
     held: list = field(default_factory=list)  # (attribute, class name, rate) of optimizers the model holds itself
+    compile_loss: bool = False  # its own train_step uses the compiled loss: compile it with the rebuilt one
 
     @property
     def loss_name(self) -> str:
@@ -88,6 +89,15 @@ class Setup:
                 "losses": [{"loss": l.name, "from_logits": l.from_logits, "custom": l.custom, "weight": l.weight,
                             "labels": l.kind} for l in self.losses],
                 "optimizer": getattr(self.opt_class, "__name__", None), "learning_rate": self.learning_rate}
+
+    def compile_model(self, model, optimizer) -> None:
+        """Compile the model with its rebuilt loss, for a train_step that calls compute_loss."""
+        if not self.compile_loss or not self.losses:
+            return
+        fns = [l.fn for l in self.losses]
+        weights = [l.weight for l in self.losses]
+        model.compile(optimizer=optimizer, loss=fns[0] if len(fns) == 1 else fns,
+                      loss_weights=None if all(w == 1.0 for w in weights) else weights)
 
     def make_held_optimizers(self) -> list:
         """[(attribute, optimizer)] made anew from the class and rate the file stored for each."""
@@ -146,16 +156,20 @@ def make_setup(model, io, spec, options: Options) -> Setup:
     custom = _custom_objects(options)
     if loss_cfg is not None:
         setup.losses = _losses(keras, loss_cfg, raw.get("loss_weights"), io, spec, custom, setup.notes)
-        if _own_train_step(model):
-            setup.notes.append(f"{type(model).__name__} overrides train_step; the probes trained it with "
-                               "kerascheck's own step and its compiled loss")
+        if own_train_step(model):
+            # Its train_step is what fit() runs: it may reshape the batch (a decoder's shifted targets)
+            # before handing it to compute_loss, so it runs as written, compiled with its own loss.
+            setup.mode = "train_step"
+            setup.compile_loss = True
+            setup.notes.append(f"trained through {type(model).__name__}.train_step, as fit() does, with its "
+                               "compiled loss")
     elif _adds_losses(model, io):
         setup.mode = "add_loss"
         setup.notes.append("no compiled loss: trained on the losses its layers add (add_loss), as fit() does")
-    elif _own_train_step(model) or _own_compute_loss(model):
+    elif own_train_step(model) or _own_compute_loss(model):
         # Keras's own train_step calls the model's compute_loss: a Distiller's loss lives there.
         setup.mode = "train_step"
-        which = "train_step" if _own_train_step(model) else "compute_loss (through Keras's train_step)"
+        which = "train_step" if own_train_step(model) else "compute_loss (through Keras's train_step)"
         setup.notes.append(f"no compiled loss: trained through {type(model).__name__}.{which}, as fit() does")
         setup.held = [(o.attribute, o.class_name, o.learning_rate) for o in spec.optimizers
                       if o.attribute != "optimizer"]
@@ -301,7 +315,7 @@ def _own_compute_loss(model) -> bool:
     return getattr(type(model), "compute_loss", base) is not base
 
 
-def _own_train_step(model) -> bool:
+def own_train_step(model) -> bool:
     import keras
 
     base = getattr(keras.Model, "train_step", None)

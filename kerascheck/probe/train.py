@@ -134,6 +134,7 @@ class Trainer:
             return original_apply(grads, variables, *args, **kwargs)
 
         optimizer.apply = apply
+        self.setup.compile_model(model, optimizer)
         model.optimizer = optimizer
         # The optimizers a subclass's own compile() hands it (a GAN's d_optimizer, g_optimizer) are not
         # restored by Keras; the file keeps their class and rate, so they are made again, watched alike.
@@ -164,7 +165,7 @@ class Trainer:
             for metric in model.metrics:  # a fresh mean each step: its result is this step's loss
                 metric.reset_state()
             before = [tf.identity(v) for v in kernels]
-            inputs = self.io.pack(list(x))
+            inputs = self.io.pack_fit(list(x))
             # As fit() packs a batch (keras's pack_x_y_sample_weight): x alone when there are no labels.
             if y is None:
                 data = (inputs,) if isinstance(inputs, (list, tuple)) else inputs
@@ -230,9 +231,13 @@ class TrainStepUnusable(Exception):
 def own_step_reason(model, exc: AttributeError) -> str:
     import re
 
+    import keras
+
     found = re.search(r"has no attribute '(\w+)'", str(exc))
     what = f"self.{found.group(1)}" if found else "attributes"
-    return (f"{type(model).__name__}.train_step uses {what}, which the model's own compile() sets and Keras does not "
+    own = getattr(type(model), "train_step", None) is not getattr(keras.Model, "train_step", None)
+    where = "train_step" if own else "compute_loss (which Keras's train_step calls)"
+    return (f"{type(model).__name__}.{where} uses {what}, which the model's own compile() sets and Keras does not "
             "save, so kerascheck cannot run it (it never trains a model with a loss it made up)")
 
 
