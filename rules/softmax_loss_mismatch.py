@@ -104,6 +104,8 @@ def _outputs(facts) -> list:
         if meaning not in MEASURED:
             continue  # custom and not measured: say nothing rather than guess
         what = f"custom layer {layer.class_name.split('>')[-1]}" if custom_layer else f"custom activation {act!r}"
+        if units is None and info is not None and i < len(info.io.outputs) and info.io.outputs[i].shape:
+            units = info.io.outputs[i].shape[-1]  # a custom layer's units are only known from what it outputs
         out.append((qual, MEASURED[meaning], units, where,
                     f"its {what} gives {SAID[meaning]} (measured on {info.measured_on})"))
     return out

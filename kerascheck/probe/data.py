@@ -184,8 +184,11 @@ def load_data(raw: RawData, io) -> Sample:
         if x.dtype.kind not in "biuf" or (want_int and x.dtype.kind == "f" and not np.all(np.mod(x, 1) == 0)):
             raise UsageError(f"--data {source}: input {port.name!r} expects {port.dtype} values but the {holder} "
                              f"holds {x.dtype}")
-    ys = _bind(raw.ys, raw.positional_y, [p.name for p in io.outputs], "y", source, "output", partial=True)
-    if ys is not None and all(y is None for y in ys):
+    if io.outputs:
+        ys = _bind(raw.ys, raw.positional_y, [p.name for p in io.outputs], "y", source, "output", partial=True)
+    else:  # no call(), no outputs: its own train_step gets the labels as fit() hands them on
+        ys = (raw.positional_y or [raw.ys[k] for k in sorted(raw.ys)])[:1] or None
+    if ys is not None and io.outputs and all(y is None for y in ys):
         want = ", ".join(f"y_{p.name}" for p in io.outputs)
         raise UsageError(f"--data {source}: the model has {len(io.outputs)} outputs, so labels go in arrays {want} "
                          "(or y_0, y_1, ... by position); the data names none of them")
