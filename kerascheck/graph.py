@@ -754,6 +754,24 @@ def _label_specs(info, io) -> list:
     return unique
 
 
+A_LABEL_OF_ZERO = "a label of 0"
+LABELS_OF_ZERO = "labels that are all 0"
+
+
+def _labels_for(targets, info, n: int, options: Options) -> np.ndarray:
+    """n labels of the traced form: --data's own when they fit it, else random ones (never all 0)."""
+    shape = (n,) + tuple(d or info.io.fill for d in targets.shape[1:])
+    raw = info.raw_data
+    given = (list(raw.ys.values()) + raw.positional_y) if raw is not None else []
+    if given and tuple(given[0].shape[1:]) == shape[1:] and len(given[0]) >= n:
+        return np.asarray(given[0][:n]).astype(targets.dtype.as_numpy_dtype)
+    rng = np.random.default_rng(options.seed)
+    if targets.dtype.is_integer:
+        units = (info.io.outputs[0].shape[-1] if info.io.outputs and info.io.outputs[0].shape else 2) or 2
+        return rng.integers(1, max(int(units), 2), size=shape).astype(targets.dtype.as_numpy_dtype)
+    return rng.random(shape).astype(targets.dtype.as_numpy_dtype)
+
+
 def _confirm(concrete, names: list, suspects: list, info, options: Options, layer_inputs: dict,
              targets=None) -> list:
     """Run the traced function on each edge input; a suspect is confirmed where its roots are
@@ -766,11 +784,18 @@ def _confirm(concrete, names: list, suspects: list, info, options: Options, laye
 
     index = {name: i for i, name in enumerate(names)}
     cases = edge_inputs(info, options)
+    if targets is not None:
+        # A loss runs with labels: the data's own (or random ones of the traced form) with every input
+        # case, then labels that are all 0, the one edge case of labels (a batch of padding or of
+        # one class): a loss dividing by the count of non-zero labels gives 0/0 only there.
+        labels = _labels_for(targets, info, len(cases[0][1][0]), options)
+        one_zero = labels.copy()
+        one_zero[:1] = 0  # one example's labels: a loss dividing by each label meets it at once
+        cases = [(label, list(xs) + [labels]) for label, xs in cases] + \
+                [(A_LABEL_OF_ZERO, list(cases[0][1]) + [one_zero]),
+                 (LABELS_OF_ZERO, list(cases[0][1]) + [np.zeros_like(labels)])]
     sample_values = None
     for label, xs in cases:
-        if targets is not None:  # targets of zeros: what a loss must survive for any label that is 0
-            shape = (len(xs[0]),) + tuple(d or info.io.fill for d in targets.shape[1:])
-            xs = list(xs) + [np.zeros(shape, targets.dtype.as_numpy_dtype)]
         try:
             # --data may hold int64 ids for an int32 input: cast to what the trace was made for.
             dtypes = [spec.dtype for spec in concrete.structured_input_signature[0]]

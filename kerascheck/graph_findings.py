@@ -13,11 +13,15 @@ def where(suspect) -> str:
 
 def outcome(suspect, graph) -> tuple[str, str]:
     """(severity, sentence): confirmed by an edge input is an error, otherwise a warning."""
+    if suspect.confirmed and all(c == "labels that are all 0" for c in suspect.confirmed):
+        # Only a batch whose labels are all 0 (padding only, or one class) turns it non-finite: a real
+        # hazard, but not one the data in hand shows, so a warning.
+        return "warning", (f" Confirmed only with labels that are all 0: such a batch (nothing but padding, or "
+                           f"one class) gives {suspect.nonfinite} there, while everything feeding the op stays "
+                           "finite.")
     if suspect.confirmed:
         others = suspect.confirmed[1:]
         also = f" (also {', '.join(others)})" if others else ""
-        if suspect.layer_class.startswith("loss "):
-            also += " with labels of 0"
         if suspect.confirmed_at == "layer":
             return "error", (f" Confirmed by running the layer alone: {suspect.confirmed[0]} gives "
                              f"{suspect.nonfinite} in its output{also}, from a finite input.")
