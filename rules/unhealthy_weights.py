@@ -8,7 +8,8 @@ Reads every weight tensor once and flags:
   identical to another unit's (error: the symmetry between them never breaks);
 * kernels whose standard deviation is more than 10x above or below what
   Glorot and He initialisation give for that fan-in and fan-out (warning, with
-  the ratio);
+  the ratio); kernels small because the layer's own initialiser made them so
+  (GPT-2's and BERT's N(0, 0.02), behind layer normalisation) are not flagged;
 * BatchNormalization with a negative moving variance (error) or one near zero,
   and normalisation layers whose gamma is near zero in most channels (warning);
 * biases above 100 in magnitude (warning);
@@ -73,6 +74,8 @@ KERNELS = {"kernel", "depthwise_kernel", "pointwise_kernel"}
 SYMMETRIC = KERNELS | {"recurrent_kernel"}
 SCALE_FACTOR = 10.0
 MIN_ELEMENTS_FOR_SCALE = 16
+# A configured spread at least this large is a choice (transformers use 0.02); 1e-4 is an accident.
+DELIBERATE_STD = 0.01
 BIAS_LIMIT = 100.0
 TINY_VARIANCE = 1e-6
 TINY_GAMMA = 1e-3
@@ -204,6 +207,34 @@ def _count(a, predicate) -> int:
     return a.count(predicate) if isinstance(a, _Chunked) else int(np.count_nonzero(predicate(a)))
 
 
+def _initializer_std(cfg) -> float | None:
+    """The standard deviation a RandomNormal, TruncatedNormal or RandomUniform initialiser config gives."""
+    if not isinstance(cfg, dict) or not isinstance(cfg.get("config"), dict):
+        return None
+    name, c = str(cfg.get("class_name", "")).split(">")[-1], cfg["config"]
+    try:
+        if name in ("RandomNormal", "random_normal"):
+            return float(c.get("stddev", 0.05))
+        if name in ("TruncatedNormal", "truncated_normal"):
+            return 0.88 * float(c.get("stddev", 0.05))  # a normal cut at two standard deviations
+        if name in ("RandomUniform", "random_uniform"):
+            return (float(c.get("maxval", 0.05)) - float(c.get("minval", -0.05))) / 12 ** 0.5
+    except (TypeError, ValueError):
+        return None
+    return None
+
+
+def _as_configured(config, std: float) -> bool:
+    """Whether the layer's own initialiser gives about this spread: small weights someone chose on purpose
+    (GPT-2's and BERT's N(0, 0.02), behind layer normalisation) are not the accident this rule looks for."""
+    for key, value in (config or {}).items():
+        if key.endswith("initializer"):
+            expected = _initializer_std(value)
+            if expected and expected >= DELIBERATE_STD and 0.5 * expected <= std <= 2.0 * expected:
+                return True
+    return False
+
+
 def _evidence(ref, a, st, **extra):
     hist = a.histogram(st) if isinstance(a, _Chunked) else histogram(a)
     return {"tensor": ref.path, "shape": list(ref.shape), **st.to_dict(), "histogram": hist, **extra}
@@ -249,7 +280,9 @@ def _check_tensor(layer, cls, ref, a):
                     evidence=_evidence(ref, a, st, duplicate_units=dup, kind="symmetry",
                                        summary=f"'{layer.qualname}' ({dup} of {ref.shape[-1]} units alike)"),
                 )
-    if name in KERNELS and st.size >= MIN_ELEMENTS_FOR_SCALE:
+    # A layer whose class the file does not say (a library's layer inside a subclass, read without
+    # loading) may hold a lookup table as much as a matmul kernel: its scale is not judged by Glorot's.
+    if name in KERNELS and st.size >= MIN_ELEMENTS_FOR_SCALE and cls != "Layer" and not cls.endswith("Embedding"):
         fan_in, fan_out = compute_fans(ref.shape)
         glorot = float(np.sqrt(2.0 / (fan_in + fan_out)))
         he = float(np.sqrt(2.0 / fan_in))
@@ -267,7 +300,7 @@ def _check_tensor(layer, cls, ref, a):
                 evidence=_evidence(ref, a, st, expected_std=expected, ratio=ratio, kind="scale-high",
                                    summary=f"'{layer.qualname}' std {st.std:.3g}, {ratio:.0f}x He"),
             )
-        elif st.std < low / SCALE_FACTOR:
+        elif st.std < low / SCALE_FACTOR and not _as_configured(layer.config, st.std):
             ratio = low / max(st.std, 1e-30)
             yield RULE.finding(
                 layer=layer.qualname,

@@ -115,5 +115,5 @@ def test_a_dict_batch_and_a_custom_schedule_reach_the_train_step_as_fit_gives_th
     # Without --data nothing can be shaped like the dict: the reason says what would help.
     model = _check(path, "--select", "nan-in-training")
     reason = {s["rule"]: s["reason"] for s in model["skipped"]}["nan-in-training"]
-    assert "Seq2Seq.train_step did not run on inputs shaped like call()'s" in reason
+    assert "Seq2Seq.train_step did not run on synthetic inputs shaped like the input shape Keras saved" in reason
     assert reason.endswith("pass --data with a batch as fit() receives it (x_<key> for a dict)")

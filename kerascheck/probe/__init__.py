@@ -385,7 +385,8 @@ def _labels_for_own_step(trainer, sample: Sample, info: ModelInfo, setup, kinds:
         note = "" if ys is None else " (with labels made for what it outputs: its train_step unpacks (x, y))"
         return replace(sample, y=ys, synthetic_labels=ys is not None or sample.synthetic_labels,
                        description=sample.description + note), None
-    what = "its data" if not sample.synthetic else "inputs shaped like call()'s, with or without labels"
+    what = "its data" if not sample.synthetic else \
+        f"synthetic inputs shaped like {trainer.io.source}, with or without labels"
     advice = "" if not sample.synthetic else ": pass --data with a batch as fit() receives it (x_<key> for a dict)"
     return sample, (f"{type(trainer.model).__name__}.train_step did not run on {what} "
                     f"({error_line(failure)}){advice}")

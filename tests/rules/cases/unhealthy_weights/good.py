@@ -41,3 +41,18 @@ def adam_default_rate(tmp, fmt):
 
 
 CASES.append(good("adam_default_rate", adam_default_rate))
+
+
+def transformer_style_init_at_small_width(tmp, fmt):
+    """KerasHub's GPT-2 and BERT initialise with N(0, 0.02): at a test config's width of 16 that is 12x below
+    Glorot, a choice made in the layer's config and kept at scale by layer normalisation."""
+    init = keras.initializers.TruncatedNormal(stddev=0.02, seed=0)
+    inp = keras.Input((10, 16))
+    x = layers.LayerNormalization()(layers.Dense(16, kernel_initializer=init, name="attention_output")(inp))
+    x = layers.LayerNormalization()(layers.Dense(16, kernel_initializer=init, name="feedforward")(x) + x)
+    m = keras.Model(inp, layers.Dense(4, name="head")(x))
+    m.compile(optimizer="adam", loss="mse")
+    return m
+
+
+CASES.append(good("transformer_style_init_at_small_width", transformer_style_init_at_small_width))
