@@ -89,6 +89,7 @@ class ModelResult:
     unavailable: list = field(default_factory=list)  # rules that could not run because a tier failed
     rules_run: int = 0
     rules_total: int = 0
+    notes: list = field(default_factory=list)  # facts about the file that are no problem (libraries it uses)
 
     def to_dict(self) -> dict:
         probe = self.probe.record() if self.probe is not None and hasattr(self.probe, "record") else None
@@ -100,6 +101,7 @@ class ModelResult:
             "tiers": list(self.tiers),
             "rules_run": self.rules_run,
             "rules_total": self.rules_total,
+            "notes": list(self.notes),
             "findings": [f.to_dict() for f in self.findings],
             "skipped": list(self.skipped),
             "errors": list(self.errors),
@@ -162,6 +164,7 @@ def check_file(path: str, rules: Sequence[Rule], static: bool = False, options=N
             result.keras_version = spec.keras_version
             result.param_count = spec.param_count
             result.tiers = ["spec"]
+            result.notes.extend(library_notes(spec))
             facts = Facts(spec=spec)
             if options is not None and getattr(options, "layer_stats", False):
                 from kerascheck.layerstats import layer_table
@@ -435,6 +438,19 @@ def _lambda_reason(spec, options) -> str | None:
     which = ", ".join(f"'{n}'" for n in names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
     return (f"the Lambda layer{'s' if len(names) > 1 else ''} {which} could not be inspected safely: tracing a "
             "Lambda runs the bytecode stored in the file, which kerascheck does only with --unsafe")
+
+
+def library_notes(spec) -> list:
+    """What Keras-family libraries the file's classes come from: library code, never the user's."""
+    from kerascheck.modeltier import LIBRARIES, installed_library, library_classes
+
+    notes = []
+    for lib, names in library_classes(spec.config).items():
+        version = installed_library(lib)
+        shown = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
+        state = f"{lib} {version} is installed" if version else f"{lib} is not installed: the model tier needs it"
+        notes.append(f"uses {LIBRARIES[lib]} classes ({state}; library code, not yours): {shown}")
+    return notes
 
 
 def _carries_code(config) -> bool:

@@ -162,6 +162,7 @@ def load_model(spec, options: Options):
                               "--unsafe for files you trust)")
 
     custom = import_custom_objects(options.custom_objects)
+    import_libraries(spec)
     foreign = _unsupplied_references(spec, custom) if not options.unsafe else []
     if foreign:
         module, name, kind = foreign[0]
@@ -224,6 +225,55 @@ def _names_custom_code(spec) -> bool:
 
     return is_subclassed(spec.config) or any(
         layer.class_name not in BUILTIN_LAYERS or ">" in (layer.registered_name or "") for layer in spec.layers)
+
+
+# Libraries of the Keras family whose classes a file may name ("keras_hub>GPT2CausalLM"): when one is
+# installed, kerascheck imports it itself, as Keras would resolve the names, and calls its classes
+# library classes, not the user's code. Any other module a file names is never imported.
+LIBRARIES = {"keras_hub": "KerasHub", "keras_nlp": "KerasNLP", "keras_cv": "KerasCV", "keras_rs": "Keras Recommenders"}
+
+
+def library_classes(config) -> dict:
+    """{library: sorted class names} of the Keras-family library classes a config names."""
+    found: dict = {}
+    stack = [config]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            cls, module, registered = node.get("class_name"), node.get("module"), node.get("registered_name")
+            if isinstance(cls, str):
+                package = registered.split(">")[0] if isinstance(registered, str) and ">" in registered else \
+                    (module.split(".")[0] if isinstance(module, str) else None)
+                if package in LIBRARIES:
+                    found.setdefault(package, set()).add(cls.split(">")[-1])
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return {lib: sorted(names) for lib, names in found.items()}
+
+
+def installed_library(name: str):
+    """The installed version of a Keras-family library, or None."""
+    try:
+        from importlib.metadata import version
+
+        return version(name.replace("_", "-"))
+    except Exception:
+        return None
+
+
+def import_libraries(spec) -> list:
+    """Import the installed Keras-family libraries the file names, so Keras finds their classes."""
+    imported = []
+    for lib in library_classes(spec.config):
+        if installed_library(lib) is not None:
+            try:
+                with _quiet_stderr():
+                    importlib.import_module(lib)
+                imported.append(lib)
+            except Exception:  # a broken install: its names stay unsupplied and say so
+                continue
+    return imported
 
 
 def _unsupplied_references(spec, custom: dict) -> list[tuple[str, str, str]]:

@@ -36,6 +36,8 @@ def render_text(report, color: bool = False, width: int = 100) -> str:
         if model.param_count is not None:
             meta.append(f"{model.param_count:,} parameters")
         lines.append(f"{head}" + (f" ({', '.join(meta)})" if meta else ""))
+        for note in getattr(model, "notes", []):
+            lines.append(wrap(style(note, dim=True), "  "))
         probe = getattr(model, "probe", None)
         if probe is not None:
             note = f"probes ran on {probe.device} in {probe.seconds:.1f} s over {probe.data_description}"

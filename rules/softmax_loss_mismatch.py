@@ -84,6 +84,16 @@ def _outputs(facts) -> list:
     spec, info = facts.spec, facts.info
     meanings = list(info.meanings) if info is not None else []
     out = []
+    if not spec.outputs and not meanings:
+        # A library task (KerasHub's ImageClassifier, TextClassifier) keeps its head's activation in its
+        # own config, with the number of classes: read without loading it.
+        cfg = spec.config.get("config") if isinstance(spec.config, dict) else None
+        act = cfg.get("activation") if isinstance(cfg, dict) else None
+        units = cfg.get("num_classes") if isinstance(cfg, dict) else None
+        if isinstance(act, str) and act in SQUASHING | UNBOUNDED and isinstance(units, int):
+            out.append(("output", act, units, None, f"its config says activation={act!r} for "
+                                                    f"{units} classes"))
+        return out
     if not spec.outputs:  # a subclassed model: only the measurement says what it outputs
         for i, meaning in enumerate(meanings):
             if meaning in MEASURED:
@@ -143,9 +153,12 @@ def _check(facts):
                         "built with from_logits=True, so it treats probabilities as logits (the "
                         "TensorFlow backend hides this by reusing cached logits; other backends and "
                         "custom loops apply the activation twice).",
-                fix=f"Remove the {act} from '{where}' and keep from_logits=True (the output is then "
-                    f"logits: apply keras.ops.{act} at inference), or keep the {act} and build the "
-                    f"loss with from_logits=False.",
+                fix=(f"Build the task with activation=None (logits) and keep from_logits=True, or compile it with "
+                     f"the loss built with from_logits=False (KerasHub's classifiers choose from_logits before "
+                     f"they set their activation)." if measured and measured.startswith("its config says") else
+                     f"Remove the {act} from '{where}' and keep from_logits=True (the output is then "
+                     f"logits: apply keras.ops.{act} at inference), or keep the {act} and build the "
+                     f"loss with from_logits=False."),
                 evidence=base,
             )
         elif name in PROBABILISTIC and not loss.from_logits and act in UNBOUNDED:

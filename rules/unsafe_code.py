@@ -263,8 +263,18 @@ def _inventory(spec, layer_classes: set) -> dict:
     return found
 
 
+def _library(module, registered) -> bool:
+    """A class of a Keras-family library (KerasHub's "keras_hub>GPT2CausalLM"): not the user's code."""
+    from kerascheck.modeltier import LIBRARIES
+
+    package = str(registered).split(">")[0] if ">" in str(registered or "") else str(module or "").split(".")[0]
+    return package in LIBRARIES
+
+
 def _users(module, name, registered, function: bool = False) -> bool:
     """Whether a config object names the user's own code (neither Keras's, nor Python's, nor hostile)."""
+    if _library(module, registered) or str(name).split(">")[0] in ("keras_hub", "keras_nlp", "keras_cv", "keras_rs"):
+        return False
     if ">" in str(name) or ">" in str(registered or ""):
         return True
     if not isinstance(module, str):
@@ -594,6 +604,8 @@ def _layer_class(owner, path, is_entry, plain, cfg):
 
 
 def _is_custom(layer) -> bool:
+    if _library(layer.module, layer.registered_name):
+        return False  # listed once, as a library the model uses, in the report's header
     if layer.registered_name and ">" in layer.registered_name:
         return True
     if layer.module and not (layer.module.startswith("keras") or layer.module.startswith("tf_keras")):
