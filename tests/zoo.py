@@ -195,17 +195,62 @@ def subclassed(rng):
     return m, x, y
 
 
+def segmenter(rng):
+    """A class per pixel (a dense output): memorised per pixel, not per image."""
+    x = rng.random((N, 12, 12, 3)).astype("float32")
+    y = np.argmax(x, axis=-1)
+    m_in = keras.Input((12, 12, 3))
+    h = layers.Conv2D(16, 3, padding="same", activation="relu")(m_in)
+    h = layers.Conv2D(16, 3, padding="same", activation="relu")(h)
+    m = keras.Model(m_in, layers.Conv2D(3, 1, activation="softmax")(h), name="segmenter")
+    m.compile(optimizer=_adam(3e-3), loss="sparse_categorical_crossentropy")
+    return m, x, y
+
+
+def token_tagger(rng):
+    """A class per token (a sequence model's dense output), with padding."""
+    x = rng.integers(1, 40, (N, 12))
+    x[:, 9:] = 0
+    y = (x % 3).astype("int64")
+    m_in = keras.Input((12,), dtype="int64")
+    h = layers.Embedding(40, 16)(m_in)
+    h = layers.Conv1D(32, 3, padding="same", activation="relu")(h)
+    m = keras.Model(m_in, layers.Dense(3, activation="softmax")(h), name="token_tagger")
+    m.compile(optimizer=_adam(3e-3), loss="sparse_categorical_crossentropy")
+    return m, x, y
+
+
+class FineTuned:
+    """Pretrained at 1e-3, then compiled at KerasHub's fine-tuning rate 2e-5 and fine-tuned (build() fits it):
+    a low rate on trained weights is what fine-tuning is, and nothing to report."""
+
+    __name__ = "fine_tuned"
+
+    def __call__(self, rng):
+        x, y = _clusters(rng, N, 8, 4)
+        m = keras.Sequential([keras.Input((8,)), layers.Dense(64, activation="relu"), layers.Dense(4)],
+                             name="fine_tuned")
+        m.compile(optimizer=keras.optimizers.Adam(1e-3),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        m.fit(x, y, epochs=8, batch_size=32, verbose=0)
+        m.compile(optimizer=keras.optimizers.Adam(2e-5),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        return m, x, y
+
+
+fine_tuned = FineTuned()
 BUILDERS = {f.__name__: f for f in (mlp_classifier, mlp_regressor, cnn_rescaling, lstm_clipped, gru_clipped,
                                      bidirectional, attention, batchnorm, dropout, embeddings, multi_input,
-                                     nested_functional, subclassed)}
+                                     nested_functional, subclassed, segmenter, token_tagger, fine_tuned)}
 
 
 def build(name: str, epochs: int = 4):
-    """(trained model, x, y) for a zoo entry, the same on every call."""
+    """(trained model, x, y) for a zoo entry, the same on every call; the fine-tuned one is fine-tuned
+    for 8 epochs (128 steps, past what cannot-overfit calls untrained weights)."""
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
     model, x, y = BUILDERS[name](rng)
-    model.fit(x, y, epochs=epochs, batch_size=32, verbose=0)
+    model.fit(x, y, epochs=8 if name == "fine_tuned" else epochs, batch_size=32, verbose=0)
     return model, x, y
 
 
