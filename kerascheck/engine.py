@@ -164,7 +164,7 @@ def check_file(path: str, rules: Sequence[Rule], static: bool = False, options=N
             result.keras_version = spec.keras_version
             result.param_count = spec.param_count
             result.tiers = ["spec"]
-            result.notes.extend(library_notes(spec))
+            result.notes.extend(library_notes(spec) + clone_notes(spec))
             facts = Facts(spec=spec)
             if options is not None and getattr(options, "layer_stats", False):
                 from kerascheck.layerstats import layer_table
@@ -451,6 +451,19 @@ def library_notes(spec) -> list:
         state = f"{lib} {version} is installed" if version else f"{lib} is not installed: the model tier needs it"
         notes.append(f"uses {LIBRARIES[lib]} classes ({state}; library code, not yours): {shown}")
     return notes
+
+
+def clone_notes(spec) -> list:
+    """Inputs Keras renamed '<tensor>CLONE': the model was built from the middle of another graph (a
+    FeatureSpace's encoded features), so the layers that made its inputs are not in this file."""
+    clones = [i.name for i in spec.inputs if i.name.endswith("CLONE")]
+    if not clones:
+        return []
+    names = ", ".join(f"'{n}'" for n in clones[:4]) + (f" and {len(clones) - 4} more" if len(clones) > 4 else "")
+    return [f"input{'s' if len(clones) > 1 else ''} {names} {'were' if len(clones) > 1 else 'was'} a tensor in the "
+            "middle of another model when this one was built: the layers that made "
+            f"{'them' if len(clones) > 1 else 'it'} (preprocessing, say) are not in this file, so the model takes "
+            "what they output, not raw data; save the model that includes them for inference"]
 
 
 def _carries_code(config) -> bool:

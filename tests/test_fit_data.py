@@ -138,3 +138,21 @@ def test_what_the_models_code_prints_stays_out_of_the_report(tmp_path):
                       "--select", "cannot-overfit", "--verbose")
     json.loads(loud.stdout)
     assert "summary table printed by the user code" in loud.stderr
+
+
+def test_inputs_renamed_clone_say_the_preprocessing_is_elsewhere(tmp_path):
+    """structured_data_classification_with_feature_space: the training model starts from FeatureSpace's
+    encoded features, so Keras renames its input keras_tensor_<n>CLONE."""
+    space = keras.utils.FeatureSpace(features={"age": "float_normalized", "kind": "integer_categorical"},
+                                     output_mode="concat")
+    import tensorflow as tf
+
+    space.adapt(tf.data.Dataset.from_tensor_slices({"age": np.linspace(20, 80, 16).astype("float32"),
+                                                    "kind": np.arange(16) % 3}).batch(4))
+    encoded = space.get_encoded_features()
+    m = keras.Model(encoded, layers.Dense(1, activation="sigmoid")(encoded))
+    m.compile(optimizer="adam", loss="binary_crossentropy")
+    m.save(tmp_path / "training.keras")
+    proc, model = _json(str(tmp_path / "training.keras"), "--static")
+    (note,) = model["notes"]
+    assert note.startswith("input 'keras_tensor") and "CLONE' was a tensor in the middle of another model" in note

@@ -156,12 +156,14 @@ def make_setup(model, io, spec, options: Options) -> Setup:
     custom = _custom_objects(options)
     if loss_cfg is not None:
         setup.losses = _losses(keras, loss_cfg, raw.get("loss_weights"), io, spec, custom, setup.notes)
-        if own_train_step(model):
+        if own_train_step(model) or _own_compute_loss(model):
             # Its train_step is what fit() runs: it may reshape the batch (a decoder's shifted targets)
-            # before handing it to compute_loss, so it runs as written, compiled with its own loss.
+            # before handing it to compute_loss, and a compute_loss of its own (a KerasHub detector's)
+            # is the loss fit() minimises; so it runs as written, compiled with its own loss.
             setup.mode = "train_step"
             setup.compile_loss = True
-            setup.notes.append(f"trained through {type(model).__name__}.train_step, as fit() does, with its "
+            which = "train_step" if own_train_step(model) else "compute_loss (through Keras's train_step)"
+            setup.notes.append(f"trained through {type(model).__name__}.{which}, as fit() does, with its "
                                "compiled loss")
     elif _adds_losses(model, io):
         setup.mode = "add_loss"
