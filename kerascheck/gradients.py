@@ -78,7 +78,7 @@ def first_last_ratio(probe, run):
     rms = layer_rms(probe, run)
     # Embedding tables are looked up, not passed through: their sparse gradients say nothing about
     # how the gradient shrinks with depth (and parallel tables, a user's and a movie's, are no chain).
-    lookups = set(getattr(run, "lookups", ()) or ())
+    lookups = set(getattr(run, "lookups", ()) or ()) | set(getattr(run, "unused", ()) or ())
     names = [n for n in probe.layer_order if n in rms and n not in lookups]
     if len(names) < 2:
         return None

@@ -41,6 +41,18 @@ RATIO = 1e-3
 def check(facts):
     probe = facts.probe
     run = measured_run(probe)
+    unused = list(getattr(run, "unused", ()) or ())
+    if unused and getattr(probe, "live", None) is None:
+        shown = ", ".join(f"'{n}'" for n in unused[:5]) + (f" and {len(unused) - 5} more" if len(unused) > 5 else "")
+        yield RULE.finding(
+            layer=unused[0],
+            severity="info",
+            message=f"{len(unused)} trainable layer{'s' if len(unused) > 1 else ''} ({shown}) got no gradient at "
+                    f"all: the training step's loss ({probe.loss_name}) does not use them. They are unused, not "
+                    "vanishing, and left out of the gradient comparison.",
+            fix="Freeze what the loss should not train (layer.trainable = False), or remove it from the model.",
+            evidence={**context(probe), "unused": unused, "kind": "unused"},
+        )
     measured = first_last_ratio(probe, run)
     if measured is None or measured[2] >= RATIO:
         return

@@ -211,7 +211,7 @@ def _losses(keras, loss_cfg, weights_cfg, io, spec, custom: dict, notes: list) -
     out = []
     for i, (cfg, weight) in enumerate(zip(per_output, weights)):
         if cfg is None:
-            out.append(OutputLoss("none", lambda y, p: 0.0 * p, False, "real", weight=0.0))
+            out.append(OutputLoss("none", lambda y, p: 0.0, False, "real", weight=0.0))  # trains nothing
             continue
         out.append(_one_loss(keras, cfg, custom, weight, notes))
     return out

@@ -30,6 +30,7 @@ class TrainRun:
     # rows the batch looked up, so its RMS is taken over those, not over the whole table
     kernel_sizes: dict = field(default_factory=dict)
     lookups: list = field(default_factory=list)  # layers whose kernel gradient is sparse: embedding tables
+    unused: list = field(default_factory=list)  # layers the step's loss does not reach: no gradient at all
     diverged_at: int | None = None  # first step whose loss or weights were non-finite or exploded
     why: str | None = None  # "nan" or "explosion"
     cut: bool = False  # stopped by the time budget
@@ -63,6 +64,7 @@ class Trainer:
         self.kernel_owners = [self.owner.get(id(v), "?") for v in self.vars if len(v.shape) >= 2]
         self.initial = [np.array(v.numpy()) for v in model.variables]
         self.lookups: list = []  # filled when a step is traced: layers whose gradient is sparse
+        self.reached: set = set()  # filled when a step is traced: layers some gradient reaches
 
     def reset(self):
         for v, value in zip(self.model.variables, self.initial):
@@ -95,6 +97,7 @@ class Trainer:
 
     def _apply(self, optimizer, loss, grads):
         tf, vars_ = self.tf, self.vars
+        self.reached.update(self.owner.get(id(v), "?") for g, v in zip(grads, vars_) if g is not None)
         grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, vars_)]
         norms = tf.stack([tf.norm(tf.cast(g, tf.float32)) for g in grads])
         self._sizes = touched_sizes(tf, grads, vars_)
@@ -125,6 +128,7 @@ class Trainer:
             touched = [tf.constant(float(np.prod(v.shape))) for v in vars_]
             for g, v in zip(grads, variables):
                 if g is not None and id(v) in index:
+                    self.reached.add(self.owner.get(id(v), "?"))
                     norms[index[id(v)]] = tf.norm(tf.cast(g, tf.float32))
                     touched[index[id(v)]] = touched_sizes(tf, [g], [v])[0]
                     if isinstance(g, tf.IndexedSlices) and len(v.shape) >= 2:
@@ -149,6 +153,7 @@ class Trainer:
                 touched = tf.unstack(sizes) if len(vars_) else []
                 for g, v in zip(grads, variables):
                     if g is not None and id(v) in index:
+                        self.reached.add(self.owner.get(id(v), "?"))
                         norms[index[id(v)]] = tf.norm(tf.cast(g, tf.float32))
                         touched[index[id(v)]] = touched_sizes(tf, [g], [v])[0]
                 if len(vars_):
@@ -215,6 +220,8 @@ class Trainer:
             if stop is not None and stop(i, loss):
                 break
         run.lookups = list(self.lookups)  # known once a step was traced
+        if run.steps_done:
+            run.unused = [name for name in self.layers if name not in self.reached]
         del step, optimizer
         gc.collect()  # each run traces its own step; free the last one before the next (ResNet50: GBs)
         return run
