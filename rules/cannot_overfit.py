@@ -17,7 +17,8 @@ memorises, the rate is what failed, and the finding names the rate and the steps
 it took. If none does but the model was still learning at its own rate (its loss
 fell by a tenth or more over the last 100 steps), it trains again at its own
 rate for up to 1000 steps; one still learning then is reported as slow (info),
-never as unable. Otherwise it lists the causes it can see: no trainable weights,
+never as unable. On synthetic labels, where a failure is a hint at most, only
+10x is tried and there is no second run. Otherwise it lists the causes it can see: no trainable weights,
 layers whose gradient is exactly zero, predictions that do not vary between
 examples (output/label mismatch), or a learning rate far too small.
 BatchNormalization's moving statistics are refreshed from the 10 examples

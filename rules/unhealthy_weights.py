@@ -9,7 +9,9 @@ Reads every weight tensor once and flags:
 * kernels whose standard deviation is more than 10x above or below what
   Glorot and He initialisation give for that fan-in and fan-out (warning, with
   the ratio); kernels small because the layer's own initialiser made them so
-  (GPT-2's and BERT's N(0, 0.02), behind layer normalisation) are not flagged;
+  (GPT-2's and BERT's N(0, 0.02), behind layer normalisation) are not flagged,
+  nor small kernels whose initialiser the file does not say (a subclass's or a
+  library's layers read without loading, a SavedModel's variables);
 * BatchNormalization with a negative moving variance (error) or one near zero,
   and normalisation layers whose gamma is near zero in most channels (warning);
 * biases above 100 in magnitude (warning);
@@ -300,7 +302,8 @@ def _check_tensor(layer, cls, ref, a):
                 evidence=_evidence(ref, a, st, expected_std=expected, ratio=ratio, kind="scale-high",
                                    summary=f"'{layer.qualname}' std {st.std:.3g}, {ratio:.0f}x He"),
             )
-        elif st.std < low / SCALE_FACTOR and not _as_configured(layer.config, st.std):
+        elif st.std < low / SCALE_FACTOR and layer.config.get("kernel_initializer") is not None \
+                and not _as_configured(layer.config, st.std):
             ratio = low / max(st.std, 1e-30)
             yield RULE.finding(
                 layer=layer.qualname,

@@ -260,7 +260,8 @@ def run_probes(info: ModelInfo, spec, options: Options, want: set) -> ProbeResul
             cut("overfit")
         else:
             results.overfit = attempt("overfit", lambda: overfit(trainer, sample, kinds, options, budget.deadline,
-                                                                 progress=progress.stage("overfitting 10 examples")))
+                                                                 progress=progress.stage("overfitting 10 examples"),
+                                                                 synthetic=sample.synthetic or sample.synthetic_labels))
             if results.overfit is not None:
                 budget.track("overfit", results.overfit["run"])
                 for retry in results.overfit["retries"]:

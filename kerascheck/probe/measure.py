@@ -34,7 +34,8 @@ def _as_input(x):
 # ------------------------------------------------------------------- overfit
 
 
-def overfit(trainer, sample, kinds: list, options, deadline, steps: int = OVERFIT_STEPS, progress=None) -> dict:
+def overfit(trainer, sample, kinds: list, options, deadline, steps: int = OVERFIT_STEPS, progress=None,
+            synthetic: bool = False) -> dict:
     """Train on 10 examples, full batch; judged by the predictions, not by the loss alone.
 
     An experiment rather than one run. When the model does not memorise in 300 steps at
@@ -80,11 +81,17 @@ def overfit(trainer, sample, kinds: list, options, deadline, steps: int = OVERFI
         verdict["still_falling"] = not verdict["ok"] and still_falling(losses)
         return run, verdict
 
+    # On synthetic labels a failure is a hint at most: one retry (10x, what a fine-tuning rate on fresh
+    # weights needs) and no extension keep the probe's cost near one run's for models that cannot
+    # memorise random labels (a segmenter's random pixels).
+    rates_to_try = retry_rates(setup.learning_rate, setup)
+    if synthetic:
+        rates_to_try = rates_to_try[:1]
     with augmentation_off(trainer.model) as switched_off, dropout_off(trainer.model) as no_dropout:
         run, verdict = attempt(None, steps)
         retries = []
         if not verdict["ok"] and trainer.vars and not run.cut and run.diverged_at is None:
-            for rate in retry_rates(run.learning_rate, setup):
+            for rate in rates_to_try:
                 other, found = attempt(rate, steps)
                 retries.append({"run": other, "learning_rate": rate, "ok": found["ok"], "steps": other.steps_done,
                                 "accuracy": found["accuracy"], "first_loss": found["first_loss"],
@@ -92,7 +99,7 @@ def overfit(trainer, sample, kinds: list, options, deadline, steps: int = OVERFI
                                 "cut": other.cut})
                 if found["ok"] or other.cut:
                     break
-            if verdict["still_falling"] and not any(r["ok"] or r["cut"] for r in retries):
+            if verdict["still_falling"] and not synthetic and not any(r["ok"] or r["cut"] for r in retries):
                 # No rate does it in 300 steps, but the model was still learning at its own: let it go
                 # on (from the start, as every run starts) until it memorises or stops learning.
                 run, verdict = attempt(None, max(steps, OVERFIT_MAX_STEPS))

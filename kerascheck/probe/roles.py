@@ -80,6 +80,10 @@ def input_roles(model, io, spec, paths: dict | None = None) -> list:
         if role.ids is None and role.vocabulary is None and "int" in port.dtype:
             role.ids, role.categorical = DEFAULT_IDS, True
             role.why = role.why or f"integer input ({port.dtype})"
+        if role.ids is not None and role.why.startswith(("cast to integers", "integer input")) and io._open():
+            # Integers no table bounds may index the sequence itself (a masked LM's mask_positions):
+            # below the length kerascheck gives the open dimensions, they stay valid.
+            role.ids = max(2, min(role.ids, io.fill))
     return roles
 
 
