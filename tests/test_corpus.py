@@ -7,11 +7,24 @@ recommender (a subclass of embeddings with a real batch-dependence bug). Each is
 build.py into a temporary folder and checked against its truth.yaml; a problem fails the test with
 the lines `make corpus` would print.
 """
+import importlib.util
 import os
+import sys
 
 import pytest
 
-from helpers import ROOT, import_file
+from helpers import ROOT
+
+
+def _corpus_module():
+    """bench/corpus/run.py, imported once under a name of its own (its dataclasses need sys.modules)."""
+    name = "kerascheck_corpus_run"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "bench", "corpus", "run.py"))
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
 
 FAST = [("vae", ("default", "data", "static")),
         ("structured_from_scratch", ("default", "data", "static")),
@@ -20,7 +33,7 @@ FAST = [("vae", ("default", "data", "static")),
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    run = import_file(os.path.join(ROOT, "bench", "corpus", "run.py"), "corpus_run_for_tests")
+    run = _corpus_module()
     run.BUILD = str(tmp_path_factory.mktemp("corpus-build"))
     return run
 
@@ -38,7 +51,7 @@ def test_a_corpus_model_checks_as_its_truth_file_says(corpus, name, modes):
 
 def test_the_corpus_truth_files_justify_every_entry():
     """Every finding, skip and error a truth file accepts says why (a Keras engineer's one line)."""
-    run = import_file(os.path.join(ROOT, "bench", "corpus", "run.py"), "corpus_run_for_truths")
+    run = _corpus_module()
     names = run.model_names()
     assert len(names) >= 40
     for name in names:

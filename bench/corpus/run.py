@@ -76,6 +76,7 @@ class Run:
     stderr: str
     problems: list = dataclasses.field(default_factory=list)  # why this run fails the corpus
     expected: list = dataclasses.field(default_factory=list)  # warnings/errors the truth lists
+    used: set = dataclasses.field(default_factory=set)  # (kind, index) of the truth entries this run matched
 
     @property
     def model(self) -> dict:
@@ -268,7 +269,11 @@ def judge(run: Run, truth: dict, spec_rules: set) -> None:
         return item["rule"] == finding["rule"] and item.get("layer", finding["layer"]) == finding["layer"] and \
             item.get("severity", finding["severity"]) == finding["severity"]
 
+    all_listed = truth.get("findings") or []
     for finding in findings:
+        for k, item in enumerate(all_listed):
+            if _applies(item, run.artifact, run.mode) and matches(item, finding):
+                run.used.add(("findings", k))
         if finding["severity"] not in SEVERE:
             continue
         if any(matches(item, finding) for item in listed):
@@ -283,9 +288,13 @@ def judge(run: Run, truth: dict, spec_rules: set) -> None:
             where = f" (layer {item['layer']})" if item.get("layer") else ""
             run.problems.append(f"missed: {item['rule']}{where}, listed as true: {item['why']}")
     skips = [s for s in truth.get("skips") or [] if _applies(s, run.artifact, run.mode)]
+    all_skips = truth.get("skips") or []
     for skip in model.get("skipped", []):
         if _auto_skip(skip["reason"], run.mode):
             continue
+        for k, s in enumerate(all_skips):
+            if _applies(s, run.artifact, run.mode) and s["rule"] == skip["rule"] and s.get("reason", "") in skip["reason"]:
+                run.used.add(("skips", k))
         if not any(s["rule"] == skip["rule"] and s.get("reason", "") in skip["reason"] for s in skips):
             run.problems.append(f"skipped {skip['rule']}: {skip['reason']}")
 
@@ -382,6 +391,9 @@ def write_results(entries: list[Entry], path: str) -> None:
         lines.append("")
         lines.append(e.source)
         lines.append("")
+        stale = _stale(e)
+        if stale:
+            lines.append(f"- truth entries no run matched (kerascheck no longer does this): {'; '.join(stale)}")
         if e.build_error:
             lines.append(f"- **could not be built**: {e.build_error}")
         for r in e.runs:
@@ -402,6 +414,20 @@ def write_results(entries: list[Entry], path: str) -> None:
         lines.append("")
     with open(path, "w") as f:
         f.write("\n".join(lines).rstrip() + "\n")
+
+
+def _stale(entry: Entry) -> list:
+    """Truth entries (findings and skips) that no run of the model matched, for the reviewer."""
+    if not entry.runs:
+        return []
+    truth = load_truth(entry.name)
+    used = set().union(*(r.used for r in entry.runs))
+    out = []
+    for kind in ("findings", "skips"):
+        for k, item in enumerate(truth.get(kind) or []):
+            if (kind, k) not in used and item.get("required", True) is not False and kind == "skips":
+                out.append(f"skip of {item['rule']} ({item.get('reason', '')})")
+    return out
 
 
 def _rules_run(run: Run) -> str:
