@@ -379,26 +379,35 @@ def build_graph(info, spec, options: Options, judge_keras: bool = False, always_
         return list(tensors.values())
 
     concrete, loss_failed = None, None
-    for fn, y_spec in attempts:
-        current.update(loss=fn, y=y_spec)
-        recorder.events.clear()
-        recorder.stack.clear()
-        fetched.clear()
-        specs = input_specs + ([y_spec] if fn is not None else [])
-        with recorder:
-            try:
-                concrete = tf.function(forward).get_concrete_function(*specs)
-                break
-            except TierUnavailable:
-                raise
-            except Exception as exc:
-                lines = [l.strip() for l in str(exc).splitlines() if l.strip()]
-                # TensorFlow puts the traced code's stack first and the error itself last.
-                text = lines[-1] if lines and "in user code" in lines[0] else (lines[0] if lines else "")
-                if fn is None:
-                    raise TierUnavailable(f"tracing the forward pass failed: {type(exc).__name__}: "
-                                          f"{text[:200]}") from None
-                loss_failed = loss_failed or f"{type(exc).__name__}: {text[:200]}"
+    # Open dimensions stay open in the trace; a model that needs them as Python numbers (KerasHub's
+    # DeepLabV3 upsamples by its input's height) is traced again at the sizes the probes feed it.
+    shapes = [input_specs]
+    if any(d is None for p in io.inputs for d in p.shape):
+        shapes.append([tf.TensorSpec((None,) + tuple(d or io.fill for d in p.shape), p.dtype) for p in io.inputs])
+    for n, shaped in enumerate(shapes):
+        for fn, y_spec in attempts:
+            current.update(loss=fn, y=y_spec)
+            recorder.events.clear()
+            recorder.stack.clear()
+            fetched.clear()
+            specs = shaped + ([y_spec] if fn is not None else [])
+            with recorder:
+                try:
+                    concrete = tf.function(forward).get_concrete_function(*specs)
+                    break
+                except TierUnavailable:
+                    raise
+                except Exception as exc:
+                    lines = [l.strip() for l in str(exc).splitlines() if l.strip()]
+                    # TensorFlow puts the traced code's stack first and the error itself last.
+                    text = lines[-1] if lines and "in user code" in lines[0] else (lines[0] if lines else "")
+                    if fn is None and n == len(shapes) - 1:
+                        raise TierUnavailable(f"tracing the forward pass failed: {type(exc).__name__}: "
+                                              f"{text[:200]}") from None
+                    if fn is not None:
+                        loss_failed = loss_failed or f"{type(exc).__name__}: {text[:200]}"
+        if concrete is not None:
+            break
     loss_fn = current["loss"]
     traced = time.perf_counter()
 

@@ -290,12 +290,15 @@ def _unsupplied_references(spec, custom: dict) -> list[tuple[str, str, str]]:
         except Exception:
             pass
     found = []
+    # Keras itself imports what keras, keras_hub, keras_cv and keras_nlp name (their classes need not
+    # be registered: KerasHub's RetinaNetLabelEncoder is not); an installed library is trusted.
+    trusted = ("keras", "tf_keras") + tuple(lib for lib in LIBRARIES if installed_library(lib))
     stack = [spec.config]
     while stack:
         node = stack.pop()
         if isinstance(node, dict):
             module, cls = node.get("module"), node.get("class_name")
-            if isinstance(module, str) and isinstance(cls, str) and module.split(".")[0] not in ("keras", "tf_keras"):
+            if isinstance(module, str) and isinstance(cls, str) and module.split(".")[0] not in trusted:
                 name = node.get("config") if cls == "function" and isinstance(node.get("config"), str) else cls
                 if module == "builtins" and cls == "function" and _keras_builtin(keras, name):
                     stack.extend(node.values())

@@ -1,8 +1,10 @@
 """Most units of a layer never activate (ReLU) or sit saturated (sigmoid/tanh).
 
 ## What it does
-Runs the sample through kerascheck's copy of the model in inference mode and,
-for each layer with a ReLU-family activation, counts units that are never
+Runs the sample through kerascheck's copy of the model in inference mode, with
+BatchNormalization's moving statistics first set from the sample (a briefly trained
+model's lag far behind, and would make live units look dead), and, for each of
+Keras's own layers with a ReLU-family activation, counts units that are never
 positive on any example; for sigmoid/tanh layers, units that are saturated
 (within 1% of their limits) on at least 99% of examples. Flags layers where at
 least half the units are dead or saturated, all such layers in one finding. A

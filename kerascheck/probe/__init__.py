@@ -71,7 +71,10 @@ def prepare(model, spec, options: Options, raw=None) -> ModelInfo:
     size = sum(int(np.prod(io.shape(p, 1)[1:])) for p in io.inputs)
     n = 32 if size <= 4096 else (8 if size <= 65536 else 2)
     if raw is not None and not _fit_structure(model, io, raw):
-        xs = [x[:n] for x in load_data(raw, io).x]
+        from dataclasses import replace
+
+        bound = replace(raw, ys={}, positional_y=[]) if getattr(io, "fit_label_names", None) else raw
+        xs = [x[:n] for x in load_data(bound, io).x]
         measured_on = f"{len(xs[0])} examples from {options.data}"
     else:
         xs = synthesize_inputs(io, roles, rng, n)
@@ -281,8 +284,8 @@ def run_probes(info: ModelInfo, spec, options: Options, want: set) -> ProbeResul
         else:
             examples = SAMPLE_SIZE if batch == BATCH_SIZE else 64
             results.activations = attempt("activations", lambda: {
-                k: v for _, unit, part in units for k, v in activation_stats(unit, part, info.paths, examples,
-                                                                             batch).items()})
+                k: v for _, unit, part in units for k, v in _settled_activations(unit, part, info.paths, examples,
+                                                                                 batch).items()})
     trainer.reset()
     progress.done()
     results.runs = budget.runs
@@ -296,11 +299,19 @@ def run_probes(info: ModelInfo, spec, options: Options, want: set) -> ProbeResul
 def _fit_structure(model, io, raw) -> bool:
     """Whether --data must reach the model as fit() takes it rather than as call() does: a model with
     its own train_step whose data names (x_source, x_target) are not call()'s inputs. Sets io up."""
-    from kerascheck.errors import UsageError
-    from kerascheck.probe.setup import own_train_step
+    from dataclasses import replace
 
-    if not own_train_step(model) or raw.positional_x or not raw.xs:
+    from kerascheck.errors import UsageError
+    from kerascheck.probe.setup import own_compute_loss, own_train_step
+
+    if not (own_train_step(model) or own_compute_loss(model)) or raw.positional_x or not raw.xs:
         return False
+    if raw.ys and io.outputs and not any(f"y_{p.name}" in raw.ys or f"y_{i}" in raw.ys
+                                         for i, p in enumerate(io.outputs)) and "y" not in raw.ys:
+        # Labels fit() takes as a dict its own compute_loss reads (a detector's y_boxes, y_labels),
+        # not one array per output: handed on as fit() would.
+        io.fit_label_names = [k[2:] for k in sorted(raw.ys) if k.startswith("y_")]
+        raw = replace(raw, ys={}, positional_y=[])
     try:
         load_data(raw, io)
         return False
@@ -319,6 +330,13 @@ def _sample(info: ModelInfo, setup, rng, options: Options, kinds: list) -> tuple
         sample = _fit_sample(info.raw_data, io)
         if setup.mode != "train_step":
             sample.y = None
+        return sample, kinds
+    if info.raw_data is not None and getattr(io, "fit_label_names", None):
+        from dataclasses import replace
+
+        sample = load_data(replace(info.raw_data, ys={}, positional_y=[]), io)
+        sample.y = [info.raw_data.ys[f"y_{n}"][:len(sample)] for n in io.fit_label_names]
+        sample.description += f", labels as fit() receives them ({', '.join(io.fit_label_names)})"
         return sample, kinds
     if info.raw_data is not None:
         sample = load_data(info.raw_data, io)
@@ -465,6 +483,17 @@ def _units(io, sample: Sample, options: Options) -> list:
             xs = synthesize_inputs(part, [InputRole() for _ in part.inputs], rng, len(sample))
             out.append((name, part, Sample(xs, None, True, f"standard normal inputs for '{name}'")))
     return out
+
+
+def _settled_activations(unit, part: Sample, paths: dict, examples: int, batch: int) -> dict:
+    """Activation statistics with BatchNormalization's moving statistics set from the sample first: a model
+    trained a few steps keeps moving statistics near their initial 0 and 1, and in inference mode its ReLUs
+    look dead though training (batch statistics) keeps them alive. The variables are restored after."""
+    from kerascheck.probe.measure import refresh_batchnorm
+
+    x, _ = part.take(np.arange(min(len(part), 64)))
+    refresh_batchnorm(unit.model, unit, x)
+    return activation_stats(unit, part, paths, examples, batch)
 
 
 def _batch_dependence(units: list, paths: dict) -> dict:

@@ -385,6 +385,8 @@ def activation_kind(layer) -> str | None:
     cls = type(layer).__name__
     if cls in _INTERNAL_ACTIVATION:
         return None
+    if not (type(layer).__module__ or "").startswith("keras."):
+        return None  # a custom layer's `activation` may act inside it (KerasHub's PredictionHead), not on its output
     if cls == "ReLU":
         return "relu"
     act = getattr(layer, "activation", None)

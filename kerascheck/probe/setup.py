@@ -156,7 +156,7 @@ def make_setup(model, io, spec, options: Options) -> Setup:
     custom = _custom_objects(options)
     if loss_cfg is not None:
         setup.losses = _losses(keras, loss_cfg, raw.get("loss_weights"), io, spec, custom, setup.notes)
-        if own_train_step(model) or _own_compute_loss(model):
+        if own_train_step(model) or own_compute_loss(model):
             # Its train_step is what fit() runs: it may reshape the batch (a decoder's shifted targets)
             # before handing it to compute_loss, and a compute_loss of its own (a KerasHub detector's)
             # is the loss fit() minimises; so it runs as written, compiled with its own loss.
@@ -168,7 +168,7 @@ def make_setup(model, io, spec, options: Options) -> Setup:
     elif _adds_losses(model, io):
         setup.mode = "add_loss"
         setup.notes.append("no compiled loss: trained on the losses its layers add (add_loss), as fit() does")
-    elif own_train_step(model) or _own_compute_loss(model):
+    elif own_train_step(model) or own_compute_loss(model):
         # Keras's own train_step calls the model's compute_loss: a Distiller's loss lives there.
         setup.mode = "train_step"
         which = "train_step" if own_train_step(model) else "compute_loss (through Keras's train_step)"
@@ -310,7 +310,7 @@ def _adds_losses(model, io) -> bool:
         return False
 
 
-def _own_compute_loss(model) -> bool:
+def own_compute_loss(model) -> bool:
     import keras
 
     base = getattr(keras.Model, "compute_loss", None)

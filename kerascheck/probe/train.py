@@ -172,8 +172,11 @@ class Trainer:
             before = [tf.identity(v) for v in kernels]
             inputs = self.io.pack_fit(list(x))
             # As fit() packs a batch (keras's pack_x_y_sample_weight): x alone when there are no labels.
+            names = getattr(self.io, "fit_label_names", None)
             if y is None:
                 data = (inputs,) if isinstance(inputs, (list, tuple)) else inputs
+            elif names:
+                data = (inputs, dict(zip(names, y)))  # the dict fit() got (a detector's boxes and labels)
             else:
                 data = (inputs, y[0] if len(y) == 1 else list(y))
             logs = model.train_step(data)
