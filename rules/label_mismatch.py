@@ -190,9 +190,16 @@ def check(facts):
             continue
         judged += 1
         findings.extend(_judge(out, labels))
+    io = facts.info.io if facts.info is not None else None
     if not outputs:
+        if io is not None and not io.callable:
+            raise Skip("the labels have nothing to be compared with: the model has no call(), so no outputs; its "
+                       "own train_step takes the labels")
         raise Skip("the labels have nothing to be compared with: the file names no output layers and the model "
                    "was not run (--static, or it could not be loaded)")
+    if not judged and getattr(io, "fit_label_names", None):
+        raise Skip(f"the labels ({', '.join('y_' + n for n in io.fit_label_names)}) are what the model's own "
+                   "compute_loss reads, not one array per output, so they cannot be held against the outputs")
     if not judged:
         given = ", ".join(sorted(raw.ys)) or f"{len(raw.positional_y)} positional label arrays"
         wanted = ", ".join(f"y_{o.name}" for o in outputs) if len(outputs) > 1 else "y"

@@ -96,8 +96,16 @@ class Setup:
             return
         fns = [l.fn for l in self.losses]
         weights = [l.weight for l in self.losses]
-        model.compile(optimizer=optimizer, loss=fns[0] if len(fns) == 1 else fns,
-                      loss_weights=None if all(w == 1.0 for w in weights) else weights)
+        try:
+            model.compile(optimizer=optimizer, loss=fns[0] if len(fns) == 1 else fns,
+                          loss_weights=None if all(w == 1.0 for w in weights) else weights)
+        except TypeError:
+            # A compile() of its own that builds its loss itself (KerasHub's RetinaNet takes box_loss and
+            # classification_loss, and passes loss= on): its defaults are what the file was compiled with.
+            model.compile(optimizer=optimizer)
+            note = f"compiled through {type(model).__name__}.compile(optimizer=...), which builds its own loss"
+            if note not in self.notes:
+                self.notes.append(note)
 
     def make_held_optimizers(self) -> list:
         """[(attribute, optimizer)] made anew from the class and rate the file stored for each."""
