@@ -29,6 +29,10 @@ Use instead:
 keras.layers.Dense(64, activation="relu", kernel_initializer="he_normal")
 ```
 """
+import math
+
+import numpy as np
+
 from kerascheck.gradients import first_last_ratio, measured_run
 from kerascheck.probe_evidence import context, data_note
 from kerascheck.rule import Rule
@@ -36,6 +40,11 @@ from kerascheck.rule import Rule
 RULE = Rule(name="vanishing-gradients", code="KC604", severity="warning", tier="probe", needs=("train",))
 
 RATIO = 1e-3
+
+
+def _median(values) -> float:
+    finite = [v for v in values if math.isfinite(v)]
+    return float(np.median(finite)) if finite else 0.0
 
 
 def check(facts):
@@ -57,7 +66,8 @@ def check(facts):
     if measured is None or measured[2] >= RATIO:
         return
     first, last, ratio, rms = measured
-    if rms[last] <= 1e-12:
+    whole_last = _median(run.layer_norms.get(last, []))
+    if rms[last] <= 1e-12 and whole_last <= 1e-12:
         return  # the last layer gets no gradient either: the loss has nothing left to teach, nothing vanished
     # Random inputs under an objective kerascheck cannot interpret (a VAE's own train_step, the
     # losses layers add) prove little: on noise a VAE's encoder collapses, as it should.
@@ -66,7 +76,9 @@ def check(facts):
         layer=first,
         severity="info" if hint else None,
         message=f"The RMS gradient of the first weighted layer '{first}' is "
-                + (f"exactly zero, against {rms[last]:.3g} for the last layer '{last}'," if ratio == 0 else
+                + (f"exactly zero, while the last layer '{last}' still gets a gradient (norm {whole_last:.3g} over "
+                   "all its weights; its kernel's is zero too, its inputs being all zero)," if rms[last] <= 1e-12 else
+                   f"exactly zero, against {rms[last]:.3g} for the last layer '{last}'," if ratio == 0 else
                    f"1/{1 / ratio:.3g} of the last layer's, '{last}' ({rms[first]:.3g} vs {rms[last]:.3g}),")
                 + (f" over {run.steps_done} measured steps of training" if getattr(probe, "live", None) is not None
                    else " over probe training") + " at learning rate "

@@ -51,7 +51,9 @@ def test_json_output_follows_the_design_contract():
     report = json.loads(proc.stdout)
     assert set(report) == {"tool", "version", "models"} and report["tool"] == "kerascheck"
     bad, good = report["models"]
-    assert set(bad) == {"path", "format", "findings", "skipped", "errors"}
+    assert set(bad) == {"path", "format", "findings", "skipped", "errors", "keras_version",
+                        "parameters", "tiers", "rules_run", "rules_total", "notes", "probes"}
+    assert bad["rules_run"] + len(bad["skipped"]) == bad["rules_total"]
     assert bad["format"] == "keras" and good["findings"] == [] and good["errors"] == []
     (finding,) = bad["findings"]
     assert set(finding) == {"rule", "code", "severity", "layer", "message", "fix", "evidence"}

@@ -121,7 +121,8 @@ def test_missing_custom_code_is_a_clear_exit_2(user_model):
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
-APPLICATIONS = ["ResNet50", "MobileNetV2", "EfficientNetB0", "DenseNet121", "ConvNeXtTiny"]
+# DenseNet121 left out for the suite's time: its layers are ResNet50's kinds (conv, BN, relu, concat).
+APPLICATIONS = ["ResNet50", "MobileNetV2", "EfficientNetB0", "ConvNeXtTiny"]
 
 
 @pytest.mark.parametrize("name", APPLICATIONS)

@@ -93,18 +93,6 @@ def test_a_spike_is_a_jump_against_the_trend():
 
 
 # 5. Models that train through their own train_step or add_loss are probed the way fit() trains them.
-def test_a_vae_with_its_own_train_step_is_probed_with_and_without_data(saved):
-    path, data = saved("vae")
-    for options in ({}, {"data": data}):  # the data holds x only, as fit(x) takes it
-        result = _check(path, **options)
-        assert result.probe.failures == {} and result.probe.train.steps_done == 100
-        assert any("VAE.train_step" in note for note in result.probe.notes)
-        assert result.probe.overfit["ok"], result.probe.overfit
-        skipped = {s["rule"]: s["reason"] for s in result.skipped}
-        assert "random" in skipped["batch-dependence"]  # its sampling layer draws noise at inference
-        assert _loud(result) == []
-
-
 def test_a_ctc_model_with_an_add_loss_endpoint_and_two_inputs_is_probed(saved):
     path, data = saved("ctc_ocr")
     image, label = _roles(path)

@@ -55,7 +55,7 @@ def test_every_tier_runs_on_a_subclassed_model(saved_zoo, name):
     assert {"model", "graph", "probe"} <= set(result.tiers)
     assert result.probe.layer_order, "per-layer gradients were measured on the sub-layers"
     if name == "own_train_step":
-        assert any("overrides train_step" in note for note in result.probe.notes)
+        assert any("OwnTrainStep.train_step, as fit() does" in note for note in result.probe.notes)
 
 
 def test_the_subclass_layers_are_named_by_attribute_path(saved_zoo):
