@@ -31,12 +31,13 @@ def main():
     from kerascheck.engine import all_rules, check_file
     from kerascheck.gradients import first_last_ratio, gradient_run, spike_ratios
     from kerascheck.modeltier import Options
+    from kerascheck.rules.exploding_gradients import start_ratios
 
     names = args.only or list(zoo.BUILDERS)
-    worst = {"jump": 0.0, "ratio": 0.0, "update_lo": math.inf, "update_hi": 0.0, "dead": 0.0, "loud": 0}
+    worst = {"start": 0.0, "jump": 0.0, "ratio": 0.0, "update_lo": math.inf, "update_hi": 0.0, "dead": 0.0, "loud": 0}
     with tempfile.TemporaryDirectory() as tmp:
         print(f"{'model':<18} {'data':<9} {'max jump':>9} {'grad f/l':>9} {'update ratios':>19} {'dead/sat':>9} "
-              f"{'overfit':>8}  loud findings")
+              f"{'overfit':>8} {'start g/w':>9}  loud findings")
         for name in names:
             path, data = zoo.save(name, tmp)
             for label, options in (("--data", Options(data=data, budget=120, custom_objects=(zoo.__file__,))),
@@ -53,11 +54,13 @@ def main():
                             for st in (probe.activations or {}).values()] or [0.0]) if probe else 0.0
                 over = probe.overfit if probe else None
                 verdict = "ok" if over and over["ok"] else ("-" if over is None else "FAILED")
+                start = max(start_ratios(probe).values(), default=0.0) if probe is not None else 0.0
+                worst["start"] = max(worst["start"], start)
                 loud = [f"{f.rule}({f.severity})" for f in result.findings if f.severity in ("warning", "error")]
                 loud += [f"error:{e['message'][:60]}" for e in result.errors]
                 lo, hi = (min(ups), max(ups)) if ups else (float("nan"), float("nan"))
                 print(f"{name:<18} {label:<9} {jump:>9.3g} {ratio:>9.3g} {lo:>9.2g}..{hi:<9.2g} {dead:>9.2f} "
-                      f"{verdict:>8}  {', '.join(loud) or '-'}")
+                      f"{verdict:>8} {start:>9.3g}  {', '.join(loud) or '-'}")
                 worst["jump"] = max(worst["jump"], jump)
                 worst["ratio"] = max(worst["ratio"], ratio if ratio == ratio else 0.0)
                 if ups:
@@ -68,7 +71,8 @@ def main():
     print(f"\nover the zoo: largest jump {worst['jump']:.3g}x its recent median (spike threshold 10x); "
           f"largest first/last gradient ratio {worst['ratio']:.3g} (threshold 1000); update ratios "
           f"{worst['update_lo']:.2g} to {worst['update_hi']:.2g} (thresholds 1e-5 and 0.1); largest dead/saturated "
-          f"share on --data {worst['dead']:.2f} (threshold 0.5); findings at warning or error: {worst['loud']}")
+          f"share on --data {worst['dead']:.2f} (threshold 0.5); largest first-steps gradient/kernel ratio "
+          f"{worst['start']:.3g} (threshold 100); findings at warning or error: {worst['loud']}")
 
 
 if __name__ == "__main__":

@@ -110,6 +110,9 @@ def _explains(cause: Finding, other: Finding, order: list) -> bool:
             first = (other.evidence.get("first_nonfinite") or {}).get("layer")
             return first is None or first == cause.layer or _kind(other) == "nan-source"
         return other.rule == "cannot-overfit" and _nan_losses(other)
+    # Raw-scale inputs or targets make every gradient as large as they are from the first step on.
+    if rule in ("unscaled-inputs", "unscaled-targets"):
+        return other.rule == "exploding-gradients" and _kind(other) == "init"
     if rule == "missing-rnn-clipping":
         return other.rule == "exploding-gradients" and _kind(other) == "spikes"
     return False
@@ -122,7 +125,8 @@ def _nan_losses(f: Finding) -> bool:
 
 # When two findings could explain each other, the one higher here is the cause.
 PRIORITY = ["nonfinite-data", "unhealthy-weights", "label-mismatch", "softmax-loss-mismatch", "risky-division",
-            "unstable-softmax", "nan-in-training", "dead-units", "missing-rnn-clipping"]
+            "unstable-softmax", "nan-in-training", "dead-units", "missing-rnn-clipping", "unscaled-inputs",
+            "unscaled-targets"]
 
 
 def _rank(f: Finding) -> int:

@@ -31,6 +31,9 @@ class TrainRun:
     kernel_sizes: dict = field(default_factory=dict)
     lookups: list = field(default_factory=list)  # layers whose kernel gradient is sparse: embedding tables
     unused: list = field(default_factory=list)  # layers the step's loss does not reach: no gradient at all
+    # layer -> (L2 norm of its kernels when the run started, the norm LeCun-scaled kernels of their
+    # shapes have): what the first step's gradient is judged against
+    start_weights: dict = field(default_factory=dict)
     diverged_at: int | None = None  # first step whose loss or weights were non-finite or exploded
     why: str | None = None  # "nan" or "explosion"
     cut: bool = False  # stopped by the time budget
@@ -195,6 +198,7 @@ class Trainer:
         step = self.step_fn(optimizer)
         run = TrainRun(learning_rate if learning_rate is not None else self.setup.learning_rate, steps)
         run.layer_norms = {name: [] for name in self.layers}
+        run.start_weights = self.start_weights()
         first = None
         for i in range(steps):
             if time.monotonic() > deadline:
@@ -228,6 +232,22 @@ class Trainer:
         del step, optimizer
         gc.collect()  # each run traces its own step; free the last one before the next (ResNet50: GBs)
         return run
+
+    def start_weights(self) -> dict:
+        """Per layer, the norm of its kernels now and the norm kernels of their shapes have when drawn
+        with variance 1/fan_in (LeCun): the scale a gradient at initialisation is measured against."""
+        from kerascheck.stats import compute_fans
+
+        sq: dict = {}
+        for v in self.vars:
+            if len(v.shape) < 2:
+                continue
+            name = self.owner.get(id(v), "?")
+            value = np.asarray(v.numpy(), dtype=np.float64)
+            fan_in, _ = compute_fans(tuple(int(d) for d in v.shape))
+            now, ref = sq.get(name, (0.0, 0.0))
+            sq[name] = (now + float(np.sum(value * value)), ref + value.size / max(fan_in, 1))
+        return {name: (math.sqrt(a), math.sqrt(b)) for name, (a, b) in sq.items()}
 
     def _record(self, run: TrainRun, loss: float, norms, ratios, sizes=None) -> None:
         run.losses.append(loss)

@@ -35,7 +35,25 @@ def tiny_first_layer(tmp, fmt):
     return m
 
 
+def deep(init):
+    """Ten ReLU layers with no normalisation, the way early deep MLPs were written."""
+    def build(tmp, fmt):
+        m = keras.Sequential([keras.Input((32,))]
+                             + [layers.Dense(64, activation="relu", kernel_initializer=init, name=f"hidden{i}")
+                                for i in range(10)]
+                             + [layers.Dense(10, activation="softmax", name="out")])
+        m.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
+        return m
+    return build
+
+
 CASES = [
+    # std 0.5 on a fan-in of 64 is 2.8x He's scale: the signal grows ~2.8x per layer. Adam keeps the
+    # loss finite, so only the first step shows it.
+    bad("amplifying_init", deep(keras.initializers.RandomNormal(stddev=0.5, seed=3)),
+        Expect("out", "warning", r"^Over the first 5 probe steps, from the weights the file holds, the kernel gradient of 'out' is "
+                                 r"[\d.e+]+x the size of its kernel .*; 11 of 11 weighted layers are above 100x",
+               {"kind": "init"})),
     bad("tiny_first_layer", tiny_first_layer,
         Expect("first", "warning", r"RMS gradient of the first weighted layer 'first' is [\d.e+]+x that of the last, "
                                    r"'last'", {"ratio_first_last": (1e3, 1e12)}),
