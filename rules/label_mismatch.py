@@ -179,6 +179,9 @@ def check(facts):
     raw = facts.data
     if raw is None:
         raise Skip("needs --data: the labels are judged only when they are given")
+    if facts.spec.format == "savedmodel":
+        raise Skip("a SavedModel keeps no loss to hold the labels against; kerascheck only runs its serving "
+                   "signature")
     if not raw.ys and not raw.positional_y:
         raise Skip("needs --data with labels (y, or y_<output name> for several outputs): the data holds inputs only")
     outputs = _outputs(facts)

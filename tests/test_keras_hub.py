@@ -53,3 +53,24 @@ def test_the_tasks_own_config_is_read_statically(classifier):
     (finding,) = json.loads(proc.stdout)["models"][0]["findings"]
     assert "its config says activation='softmax' for 2 classes" in finding["message"]
     assert "Build the task with activation=None" in finding["fix"]
+
+
+def test_a_bert_savedmodel_export_runs_on_ids_its_tables_take(tmp_path):
+    """KerasHub's BertTextClassifier (keras_hub/src/models/bert/bert_text_classifier_test.py's tiny config,
+    max_sequence_length 5) exported with Model.export: synthetic inputs must fit the signature, whose
+    segment ids index a table of 2 rows and whose positions stop at 5, or batch-dependence cannot run."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "quick", "brown", "fox", "."]
+    backbone = keras_hub.models.BertBackbone(vocabulary_size=len(vocab), num_layers=2, num_heads=2, hidden_dim=16,
+                                             intermediate_dim=32, max_sequence_length=5)
+    task = keras_hub.models.BertTextClassifier(backbone=backbone, num_classes=2, preprocessor=None)
+    task.export(str(tmp_path / "export"))
+    proc = kerascheck(str(tmp_path / "export"), "--format", "json", "--select", "batch-dependence,nan-in-training")
+    model = json.loads(proc.stdout)["models"][0]
+    assert proc.returncode == 0 and not model["errors"], proc.stderr
+    skipped = {s["rule"]: s["reason"] for s in model["skipped"]}
+    assert list(skipped) == ["nan-in-training"] and "SavedModel keeps no optimizer or loss" in skipped["nan-in-training"]
+    assert model["probes"]["data"]["inputs"] == ["segment_ids: integers below 2 (the signature refused larger ones)",
+                                                 "open dimensions of 5 (the signature refused 8)"]

@@ -319,6 +319,9 @@ def check(name: str, truth: dict, spec_rules: set, modes=MODES, log=print) -> li
             except json.JSONDecodeError:
                 report = None
             run = Run(artifact, mode, cmd, code, seconds, peak, report, stderr)
+            if stdout.strip():  # kept beside the build, for writing and reviewing truth files
+                with open(os.path.join(BUILD, name, f"{os.path.basename(artifact)}.{mode}.json"), "w") as f:
+                    f.write(stdout)
             judge(run, truth, spec_rules)
             runs.append(run)
             log(f"  {os.path.basename(artifact)} [{mode}] exit {code} in {seconds:.1f} s, {peak:.0f} MiB"

@@ -88,29 +88,74 @@ def probe(builder) -> None:
 
     model, spec, options = builder.facts.model, builder.facts.spec, builder.options
     started = time.monotonic()
+    from kerascheck.probe import ProbeResults
+
+    failure, batch, drawn = None, None, []
+    description, synthetic = "no examples", options.data is None
     try:
-        sample, description, synthetic = _sample(model, spec, options)
+        sample, description, synthetic, drawn = _runnable_sample(model, spec, options)
         batch = _batch_dependence(model, sample) if "batch" in builder.want else None
     except _ModelError as exc:
-        raise _Unavailable(f"the signature could not be run: {exc}") from None
+        failure = f"the signature could not be run: {exc}"
     except Exception as exc:  # TensorFlow refusing the graph is a fact about the folder
         if os.environ.get("KERASCHECK_DEBUG"):
             raise
         from kerascheck.modelio import error_line
 
-        raise _Unavailable(f"the signature could not be run: {error_line(exc)}") from None
-    from kerascheck.probe import ProbeResults
-
+        failure = f"the signature could not be run: {error_line(exc)}"
     results = ProbeResults(
         device=options.device_used or "CPU", synthetic=synthetic,
         data_description=f"{description}, through signature '{spec.saved.serving.key}'",
         defaults=[], loss_name="", task="regression", batch=batch)
+    results.inputs_drawn = drawn
+    if failure:
+        results.failures["batch"] = failure
     # The engine skips each rule whose probe is listed here, with this reason as it stands.
     results.not_applicable = {need: TRAINING_REASON for need in ("train", "overfit", "activations", "data")}
     results.seconds = time.monotonic() - started
     builder.facts.probe = results
     builder.result.tiers.append("probe")
     builder.result.probe = results
+
+
+_OUT_OF_RANGE = re.compile(r"indices\[[^\]]*\] = (-?\d+) is not in \[0, (\d+)\)")
+
+
+def fit_ids(model, xs: list, rng, attempts: int = 4) -> tuple[list, list]:
+    """Synthetic integer inputs a lookup of the signature refuses (BERT's segment ids index a table of
+    two rows) drawn again below the size the error names, one input at a time until the signature
+    runs. Returns the inputs and a line for each input redrawn; an error of another kind is raised."""
+    notes = []
+    for _ in range(attempts):
+        try:
+            model.run(xs)
+            return xs, notes
+        except Exception as exc:
+            found = _OUT_OF_RANGE.search(str(exc))
+            if found is None:
+                raise
+            bound = int(found.group(2))
+        for k, (x, spec_input) in enumerate(zip(xs, model.inputs)):
+            if not np.issubdtype(x.dtype, np.integer) or x.size == 0 or int(x.max()) < bound:
+                continue
+            trial = list(xs)
+            trial[k] = rng.integers(0, max(bound, 1), size=x.shape).astype(x.dtype)
+            try:
+                model.run(trial)
+            except Exception as exc:
+                again = _OUT_OF_RANGE.search(str(exc))
+                if again is not None and int(again.group(2)) == bound:
+                    continue  # still refused at that size: not this input's table
+                if again is None:
+                    raise
+            xs = trial
+            notes.append(f"{spec_input.name}: integers below {bound} (the signature refused larger ones)")
+            break
+        else:
+            raise _ModelError(f"synthetic integers out of a lookup's range ({found.group(0)}), and no single "
+                              "input drawn below it runs: pass --data with real inputs")
+    model.run(xs)
+    return xs, notes
 
 
 def _numeric(dtype: str) -> bool:
@@ -419,7 +464,10 @@ def _common_prefix(scopes) -> int:
 EDGE_EXAMPLES = 4
 
 
-def _inputs(model: ServingModel, options, n: int) -> tuple[list, str, bool]:
+OPEN_FILL = 8  # the size synthetic inputs give a dimension the signature leaves open
+
+
+def _inputs(model: ServingModel, options, n: int, fill: int = OPEN_FILL) -> tuple[list, str, bool]:
     """n examples for the signature: from --data (.npz with x or x_<input name>, or .npy), else made up
     shaped like its inputs (standard normal numbers; small integers for integer inputs)."""
     rng = np.random.default_rng(options.seed)
@@ -440,7 +488,7 @@ def _inputs(model: ServingModel, options, n: int) -> tuple[list, str, bool]:
         return xs, f"{len(xs[0])} examples from {options.data}", False
     xs = []
     for i in model.inputs:
-        shape = (n,) + tuple(d if d is not None else 8 for d in i.shape[1:])
+        shape = (n,) + tuple(d if d is not None else fill for d in i.shape[1:])
         if i.dtype == "bool":
             xs.append(rng.integers(0, 2, size=shape).astype(bool))
         elif "int" in i.dtype:
@@ -478,9 +526,30 @@ def _confirm(model: ServingModel, spec, options, suspects: list) -> list:
 # ----------------------------------------------------------------- probes
 
 
-def _sample(model: ServingModel, spec, options) -> tuple[list, str, bool]:
+_OPEN_SIZE = re.compile(r"Expected size\[\d+\] in \[0, (\d+)\], but got (\d+)")
+
+
+def _runnable_sample(model: ServingModel, spec, options) -> tuple[list, str, bool, list]:
+    """The probe's examples; synthetic ones made to fit what the signature takes: open dimensions no
+    longer than a slice it makes allows (BERT's positions), ids below the tables they index."""
     # A large model's forward passes dominate the check; two examples still tell a batch apart from one.
-    return _inputs(model, options, BATCH_EXAMPLES if spec.param_count < LARGE_MODEL_PARAMS else 2)
+    n = BATCH_EXAMPLES if spec.param_count < LARGE_MODEL_PARAMS else 2
+    fill = OPEN_FILL
+    while True:
+        xs, description, synthetic = _inputs(model, options, n, fill=fill)
+        if not synthetic:
+            return xs, description, synthetic, []
+        try:
+            xs, drawn = fit_ids(model, xs, np.random.default_rng(options.seed))
+        except Exception as exc:
+            found = _OPEN_SIZE.search(str(exc))
+            if found is None or int(found.group(1)) >= fill or int(found.group(1)) < 1:
+                raise
+            fill = int(found.group(1))
+            continue
+        if fill != OPEN_FILL:
+            drawn.append(f"open dimensions of {fill} (the signature refused {OPEN_FILL})")
+        return xs, description, synthetic, drawn
 
 
 def _batch_dependence(model: ServingModel, xs: list) -> dict:
