@@ -383,6 +383,14 @@ def build_graph(info, spec, options: Options, judge_keras: bool = False, always_
     # DeepLabV3 upsamples by its input's height) is traced again at the sizes the probes feed it.
     shapes = [input_specs]
     if any(d is None for p in io.inputs for d in p.shape):
+        if info.raw_data is not None:  # --data: the sizes fit() would see
+            from kerascheck.probe.data import load_data
+
+            try:
+                xs = load_data(info.raw_data, io).x
+                shapes.append([tf.TensorSpec((None,) + tuple(x.shape[1:]), p.dtype) for x, p in zip(xs, io.inputs)])
+            except Exception:  # data the probes refuse is reported by them; the fill below still applies
+                pass
         shapes.append([tf.TensorSpec((None,) + tuple(d or io.fill for d in p.shape), p.dtype) for p in io.inputs])
     for n, shaped in enumerate(shapes):
         for fn, y_spec in attempts:

@@ -83,7 +83,7 @@ def check(facts):
     loss = "loss" if probe.task != "unknown" else f"loss ({probe.loss_name})"
     if result["accuracy"] is not None:
         needs = "100%" if result.get("accuracy_needed", 1.0) >= 1.0 else \
-            f"{result['accuracy_needed']:.0%} of its {'pixels' if result.get('dense') else 'labels'}"
+            f"{result['accuracy_needed']:.0%} of the {'positions it predicts' if result.get('dense') else 'labels'}"
         share = f"{result['accuracy']:.1%}" if result.get("dense") else f"{result['accuracy']:.0%}"
         outcome = (f"reached {share} accuracy (needs {needs}; {loss} {result['first_loss']:.4g} -> "
                    f"{result['last_loss']:.4g})")

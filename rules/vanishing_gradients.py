@@ -11,7 +11,9 @@ network behaves like a shallow one on top of random features. Saturating
 activations (sigmoid, tanh) stacked deep and tiny initial weights are the usual
 causes.
 
-Severity: a warning; info when the probes ran on synthetic data with an
+Severity: a warning; info when the optimizer rescales the small gradients away (the
+first layer's kernel still changes per step, relative to its size, at least a tenth
+as much as the last layer's: Adam or RMSprop on a transformer), and info when the probes ran on synthetic data with an
 objective kerascheck cannot interpret (a model's own `train_step`, the losses its
 layers add): random inputs under such an objective prove little (a VAE's encoder
 collapses on noise, as it should).
@@ -40,6 +42,7 @@ from kerascheck.rule import Rule
 RULE = Rule(name="vanishing-gradients", code="KC604", severity="warning", tier="probe", needs=("train",))
 
 RATIO = 1e-3
+UPDATE_GAP = 10.0  # the first layer's relative update may be this much smaller than the last's
 
 
 def _median(values) -> float:
@@ -72,9 +75,15 @@ def check(facts):
     # Random inputs under an objective kerascheck cannot interpret (a VAE's own train_step, the
     # losses layers add) prove little: on noise a VAE's encoder collapses, as it should.
     hint = probe.synthetic and probe.task == "unknown"
+    # The harm is that early layers barely learn. An adaptive optimizer (Adam, RMSprop) divides each
+    # gradient by its own running scale: when the first layer's kernel still moves as much per step,
+    # relative to its size, as the last one's, the small gradient is not starving it.
+    moves_first = _median(run.update_ratios.get(first, []))
+    moves_last = _median(run.update_ratios.get(last, []))
+    rescaled = moves_first > 0 and moves_last > 0 and moves_first >= moves_last / UPDATE_GAP
     yield RULE.finding(
         layer=first,
-        severity="info" if hint else None,
+        severity="info" if hint or rescaled else None,
         message=f"The RMS gradient of the first weighted layer '{first}' is "
                 + (f"exactly zero, while the last layer '{last}' still gets a gradient (norm {whole_last:.3g} over "
                    "all its weights; its kernel's is zero too, its inputs being all zero)," if rms[last] <= 1e-12 else
@@ -82,7 +91,10 @@ def check(facts):
                    f"1/{1 / ratio:.3g} of the last layer's, '{last}' ({rms[first]:.3g} vs {rms[last]:.3g}),")
                 + (f" over {run.steps_done} measured steps of training" if getattr(probe, "live", None) is not None
                    else " over probe training") + " at learning rate "
-                f"{run.learning_rate:.3g}{data_note(probe)}: the early layers barely learn."
+                f"{run.learning_rate:.3g}{data_note(probe)}"
+                + (f". The optimizer rescales them, though: each step still changes '{first}''s kernel by "
+                   f"{moves_first:.2g} of its size against {moves_last:.2g} for '{last}', so the early layers do "
+                   "learn; a plain SGD would starve them." if rescaled else ": the early layers barely learn.")
                 + (f" On random inputs and an objective kerascheck cannot interpret ({probe.loss_name}) this is a "
                    "hint: an encoder whose inputs hold nothing to learn stops passing gradient." if hint else ""),
         fix="Use keras.layers.Dense(..., activation='relu', kernel_initializer='he_normal') and add "

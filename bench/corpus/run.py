@@ -356,7 +356,8 @@ def write_results(entries: list[Entry], path: str) -> None:
     lines = ["# The corpus of real model code", "",
              "Written by `make corpus` (`python bench/corpus/run.py`); do not edit by hand. Each model is built",
              "from an upstream example or KerasHub's tests (bench/corpus/models/<name>/build.py names the path,",
-             "commit and every change) and checked three ways: default, `--data data.npz`, `--static`.", "",
+             "commit and every change) and checked three ways: default, `--data data.npz`, `--static`.",
+             f"Checked at {_commit()}.", "",
              f"- models: {len(entries)} ({failed_builds} could not be built), saved models checked: "
              f"{len({r.artifact for r in runs})}, kerascheck runs: {len(runs)}",
              f"- crashes and internal errors: {crashes}",
@@ -417,6 +418,52 @@ def write_results(entries: list[Entry], path: str) -> None:
         lines.append("")
     with open(path, "w") as f:
         f.write("\n".join(lines).rstrip() + "\n")
+
+
+RECHECK = "## Re-checked since the full run"
+
+
+def _commit() -> str:
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "kerascheck", "rules", "reports"], cwd=ROOT,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return head + ("+changes" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def write_recheck(entries: list[Entry], path: str) -> None:
+    """Models checked again (after a fix) replace their earlier entry in RESULTS.md's re-check section;
+    the full run's table above it stays as that run left it, so the file says what each figure is."""
+    with open(path) as f:
+        text = f.read()
+    head, _, tail = text.partition("\n" + RECHECK + "\n")
+    blocks = {}
+    for block in tail.split("\n### ")[1:]:
+        blocks[block.split("\n", 1)[0].strip()] = "### " + block.rstrip() + "\n"
+    commit = _commit()
+    for e in entries:
+        lines = [f"### {e.name}", "", f"checked again at {commit}: "
+                 + ("no problems" if not e.problems else f"{len(e.problems)} problem(s)"), ""]
+        for r in e.runs:
+            lines.append(f"- `{os.path.basename(r.artifact)}` {r.mode}: exit {r.exit}, {r.seconds:.1f} s, "
+                         f"{r.peak_mb:.0f} MiB, rules run {_rules_run(r)}")
+            for f in r.expected:
+                lines.append(f"  - true {f['severity']} {f['rule']}{' (' + f['layer'] + ')' if f['layer'] else ''}: "
+                             f"{_short(f['message'])}")
+            for skip in r.model.get("skipped", []):
+                if not _auto_skip(skip["reason"], r.mode):
+                    lines.append(f"  - skipped {skip['rule']}: {_short(skip['reason'])}")
+            for p in r.problems:
+                lines.append(f"  - **{_short(p)}**")
+        blocks[e.name] = "\n".join(lines) + "\n"
+    intro = ("Models checked again after the full run above, each with the commit it was checked at; where a "
+             "model appears here, this entry replaces its row above.")
+    with open(path, "w") as f:
+        f.write(head.rstrip() + "\n\n" + RECHECK + "\n\n" + intro + "\n\n"
+                + "\n".join(blocks[name] for name in sorted(blocks)))
 
 
 def _stale(entry: Entry) -> list:
@@ -482,6 +529,9 @@ def main(argv=None) -> int:
     if not args.build_only and not args.names and modes == MODES:
         write_results(entries, args.results)
         print(f"wrote {os.path.relpath(args.results, ROOT)}")
+    elif not args.build_only and modes == MODES and os.path.exists(args.results):
+        write_recheck(entries, args.results)
+        print(f"added the re-check of {len(entries)} model(s) to {os.path.relpath(args.results, ROOT)}")
     print(f"{len(entries)} models, {len(failed)} with problems"
           + (": " + ", ".join(e.name for e in failed) if failed else ""))
     return 1 if failed else 0

@@ -104,7 +104,9 @@ def overfit(trainer, sample, kinds: list, options, deadline, steps: int = OVERFI
                 # on (from the start, as every run starts) until it memorises or stops learning.
                 run, verdict = attempt(None, max(steps, OVERFIT_MAX_STEPS))
         trainer.reset()
-    zero_grad = [name for name, norms in run.layer_norms.items() if norms and max(norms) == 0.0]
+    # A layer the loss never reaches (a masked LM's unused pooler) has no gradient by design: no cause.
+    zero_grad = [name for name, norms in run.layer_norms.items()
+                 if norms and max(norms) == 0.0 and name not in (run.unused or ())]
     return {"run": run, **verdict, "zero_gradient_layers": zero_grad,
             "trainable_parameters": int(sum(int(np.prod(v.shape)) for v in trainer.vars)),
             "learning_rate": run.learning_rate, "augmentation_off": switched_off + no_dropout.names,

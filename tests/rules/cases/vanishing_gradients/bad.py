@@ -4,12 +4,17 @@ from keras import layers
 from helpers import Expect, bad
 
 
-def deep_sigmoid(tmp, fmt):
+def deep_sigmoid(tmp, fmt, optimizer=None):
     m = keras.Sequential([keras.Input((16,))]
                          + [layers.Dense(32, activation="sigmoid", name=f"d{i}") for i in range(10)]
                          + [layers.Dense(1, name="out")])
-    m.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
+    m.compile(optimizer=optimizer or keras.optimizers.SGD(0.01), loss="mse")
     return m
+
+
+def deep_sigmoid_adam(tmp, fmt):
+    # The same gradients, but Adam divides each by its own running scale: d0 still moves.
+    return deep_sigmoid(tmp, fmt, keras.optimizers.Adam(1e-3))
 
 
 def head_without_a_loss(tmp, fmt):
@@ -26,6 +31,10 @@ CASES = [
         Expect("d0", "warning", r"first weighted layer 'd0' is 1/[\d.e+]+ of the last layer's, 'out'",
                {"ratio_first_last": (0.0, 1e-3)}),
         formats=("keras", "h5")),
+    bad("deep_sigmoid_adam", deep_sigmoid_adam,
+        Expect("d0", "info", r"first weighted layer 'd0' is 1/[\d.e+]+ of the last layer's, 'out'.*The optimizer "
+                             r"rescales them, though: each step still changes 'd0''s kernel by [\d.e-]+ of its size",
+               {"ratio_first_last": (0.0, 1e-3)})),
     bad("head_without_a_loss", head_without_a_loss,
         Expect("aux_head", "info", r"^1 trainable layer \('aux_head'\) got no gradient at all: the training step's "
                                    r"loss \(sparse_categorical_crossentropy \+ none\) does not use them",
