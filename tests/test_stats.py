@@ -36,3 +36,16 @@ def test_histograms_of_degenerate_ranges():
         h = histogram(a)
         assert sum(h["counts"]) == len(a) and len(h["edges"]) == 31
         assert chunked_histogram([a], float(np.min(a)), float(np.max(a)))["counts"] == h["counts"]
+
+
+def test_an_output_that_barely_varies_is_not_read_as_probabilities():
+    """A fresh DistilBERT classifier's logits are the same small positive pair for every sentence (its
+    [CLS] vector barely varies): in [0, 1] by chance, not squashed; a sigmoid's outputs vary."""
+    import numpy as np
+
+    from kerascheck.probe.roles import output_meanings
+
+    rng = np.random.default_rng(0)
+    constant_logits = np.tile([[0.12, 0.35]], (32, 1)) + rng.normal(0, 1e-4, (32, 2))
+    sigmoid = 1 / (1 + np.exp(-rng.normal(0, 1, (32, 2))))
+    assert output_meanings([constant_logits, sigmoid]) == ["unknown", "independent probabilities"]

@@ -321,7 +321,14 @@ def output_meanings(outputs: list) -> list:
         elif a.min() >= 0.0 and a.max() <= 1.0:
             rows = a.reshape(-1, a.shape[-1]) if a.ndim > 1 else a.reshape(-1, 1)
             sums_to_one = rows.shape[-1] > 1 and np.allclose(rows.sum(axis=-1), 1.0, atol=1e-3)
-            meanings.append("probabilities" if sums_to_one else "independent probabilities")
+            if sums_to_one:
+                meanings.append("probabilities")
+            elif a.shape[0] > 1 and float(np.max(np.std(a, axis=0))) < 0.01 * float(np.max(np.abs(a))):
+                # The same values for every example (an untrained encoder's [CLS] vector barely varies):
+                # small logits can lie in [0, 1] by chance; nothing says they were squashed.
+                meanings.append("unknown")
+            else:
+                meanings.append("independent probabilities")
         else:
             meanings.append("unbounded")
     return meanings
