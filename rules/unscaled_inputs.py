@@ -72,6 +72,29 @@ def check(facts):
 
 
 def _measured(probe):
+    # Inputs concatenated before the layer they reach are one measurement there: one finding names them all.
+    groups: dict = {}
+    for st, problems, ratio in _measured_problems(probe):
+        key = (st["first_weighted"], st["measured_at"], tuple(problems))
+        groups.setdefault(key, []).append((st, ratio))
+    for (first, measured_at, problems), members in groups.items():
+        st, ratio = members[0]
+        names = [m["input"] for m, _ in members]
+        who = f"Input '{names[0]}' reaches" if len(names) == 1 else \
+            "Inputs " + ", ".join(f"'{n}'" for n in names) + " reach"
+        yield RULE.finding(
+            layer=first,
+            severity="warning",
+            message=f"{who} the weighted layer '{first}' with " + "; ".join(problems)
+                    + f" (measured at {measured_at} over {st['examples']} examples from --data).",
+            fix="Standardise inside the model: norm = keras.layers.Normalization(); norm.adapt(x_train); "
+                "x = norm(inputs) (or keras.layers.Rescaling(1 / 255) for pixels).",
+            evidence={**context(probe), **st, "inputs": names, "scale_ratio": ratio},
+        )
+
+
+def _measured_problems(probe):
+    """(input stats, what is wrong with them, largest ratio of feature scales) per input with a problem."""
     for st in probe.input_stats:
         if st.get("categorical"):
             continue  # ids index a table: their scale means nothing
@@ -92,18 +115,8 @@ def _measured(probe):
         ratio = float(positive.max() / positive.min()) if positive.size > 1 else 1.0
         if ratio > 100:
             problems.append(f"feature scales that differ {ratio:.0f}x")
-        if not problems:
-            continue
-        first = st["first_weighted"]
-        yield RULE.finding(
-            layer=first,
-            severity="warning",
-            message=f"Input '{st['input']}' reaches the weighted layer '{first}' with " + "; ".join(problems)
-                    + f" (measured at {st['measured_at']} over {st['examples']} examples from --data).",
-            fix="Standardise inside the model: norm = keras.layers.Normalization(); norm.adapt(x_train); "
-                "x = norm(inputs) (or keras.layers.Rescaling(1 / 255) for pixels).",
-            evidence={**context(probe), **st, "scale_ratio": ratio},
-        )
+        if problems:
+            yield st, problems, ratio
 
 
 def _structural(facts):

@@ -92,7 +92,7 @@ def check(facts):
                 + (f" over {run.steps_done} measured steps of training" if getattr(probe, "live", None) is not None
                    else " over probe training") + " at learning rate "
                 f"{run.learning_rate:.3g}{data_note(probe)}"
-                + (f". The optimizer rescales them, though: each step still changes '{first}''s kernel by "
+                + (f". The optimizer rescales them, though: each step still changes the kernel of '{first}' by "
                    f"{moves_first:.2g} of its size against {moves_last:.2g} for '{last}', so the early layers do "
                    "learn; a plain SGD would starve them." if rescaled else ": the early layers barely learn.")
                 + (f" On random inputs and an objective kerascheck cannot interpret ({probe.loss_name}) this is a "

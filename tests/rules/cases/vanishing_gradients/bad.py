@@ -33,7 +33,7 @@ CASES = [
         formats=("keras", "h5")),
     bad("deep_sigmoid_adam", deep_sigmoid_adam,
         Expect("d0", "info", r"first weighted layer 'd0' is 1/[\d.e+]+ of the last layer's, 'out'.*The optimizer "
-                             r"rescales them, though: each step still changes 'd0''s kernel by [\d.e-]+ of its size",
+                             r"rescales them, though: each step still changes the kernel of 'd0' by [\d.e-]+ of its size",
                {"ratio_first_last": (0.0, 1e-3)})),
     bad("head_without_a_loss", head_without_a_loss,
         Expect("aux_head", "info", r"^1 trainable layer \('aux_head'\) got no gradient at all: the training step's "
