@@ -1,4 +1,4 @@
-"""Gradients grow by orders of magnitude towards the input, or spike between steps.
+"""Gradients far larger than the weights from the first steps, growing towards the input, or spiking.
 
 ## What it does
 First, from initialisation: over the first 5 steps of the probe training at the

@@ -1,7 +1,7 @@
 """A fast subset of the corpus of real model code (bench/corpus), built and checked as `make corpus` does.
 
-Three examples that between them cover most of the code paths real code takes: keras-io's VAE (a
-subclass with no call() and its own train_step, random at inference), the structured-data example
+Two examples that between them cover many of the code paths real code takes (keras-io's VAE, a
+subclass with no call(), is run by tests/test_training_setups.py and by make corpus): the structured-data example
 (13 scalar dict inputs, strings and adapted lookup and normalisation layers) and the MovieLens
 recommender (a subclass of embeddings with a real batch-dependence bug). Each is built from its
 build.py into a temporary folder and checked against its truth.yaml; a problem fails the test with
@@ -26,8 +26,7 @@ def _corpus_module():
         spec.loader.exec_module(module)
     return sys.modules[name]
 
-FAST = [("vae", ("default", "data", "static")),
-        ("structured_from_scratch", ("default", "data", "static")),
+FAST = [("structured_from_scratch", ("default", "data", "static")),
         ("collaborative_filtering", ("default", "static"))]
 
 

@@ -98,7 +98,10 @@ def test_a_ctc_model_with_an_add_loss_endpoint_and_two_inputs_is_probed(saved):
     image, label = _roles(path)
     # Ids below the output's class count (the labels are cast to integers and one-hot encoded).
     assert not image.categorical and label.categorical and 2 <= label.ids <= realcode.CHARS + 2
-    result = _check(path, data=data)  # two inputs, no y
+    # Two inputs, no y. The training probe's rules only: the overfit experiment (three 300-step runs
+    # on a model that does not memorise) adds nothing to what is tested here.
+    result = _check(path, rules=select_rules(["nan-in-training", "exploding-gradients", "vanishing-gradients",
+                                              "dead-units"]), data=data)
     assert result.probe.failures == {} and result.unavailable == []
     assert any("add_loss" in note for note in result.probe.notes)
     assert result.probe.train.steps_done == 100 and not result.probe.synthetic
