@@ -86,6 +86,35 @@ def first_last_ratio(probe, run):
     return first, last, rms[first] / max(rms[last], 1e-30), rms
 
 
+def finite_median(values) -> float:
+    """Median of the finite values; 0.0 when there are none."""
+    finite = [v for v in values if math.isfinite(v)]
+    return float(np.median(finite)) if finite else 0.0
+
+
+START_STEPS = 5  # the first steps, weights still those the file holds; a median keeps one outlier batch out
+
+
+def start_ratios(probe) -> dict:
+    """Per weighted layer, the median norm of its kernel gradient over the first probe steps (when the
+    weights are still those the file holds) over the norm of the kernel then, or over the norm a
+    LeCun-scaled kernel of its shape has when the kernel is smaller (a deliberately tiny last layer is
+    not judged by its tiny weights)."""
+    run = probe.train
+    if run is None or not run.steps_done or not getattr(run, "start_weights", None):
+        return {}
+    skip = set(run.lookups or ()) | set(run.unused or ())
+    out = {}
+    for name in probe.layer_order:
+        first = [n for n in (run.kernel_norms.get(name) or [])[:START_STEPS] if math.isfinite(n)]
+        if name in skip or name not in run.start_weights or not first:
+            continue
+        now, ref = run.start_weights[name]
+        if max(now, ref) > 0:
+            out[name] = float(np.median(first)) / max(now, ref)
+    return out
+
+
 SPIKE_FACTOR = 10.0
 SPIKE_WINDOW = 10  # steps whose median a step is compared with
 SPIKE_WARMUP = 3  # steps before the first one judged

@@ -55,11 +55,7 @@ Use instead:
 optimizer = keras.optimizers.Adam(1e-3, global_clipnorm=1.0)
 ```
 """
-import math
-
-import numpy as np
-
-from kerascheck.gradients import first_last_ratio, measured_run, spikes, steps_phrase
+from kerascheck.gradients import START_STEPS, first_last_ratio, measured_run, spikes, start_ratios, steps_phrase
 from kerascheck.probe_evidence import context, data_note
 from kerascheck.rule import Rule, Skip
 
@@ -68,28 +64,6 @@ RULE = Rule(name="exploding-gradients", code="KC603", severity="warning", tier="
 RATIO = 1e3
 SPIKE_SHARE = 0.05
 INIT_RATIO = 100.0  # first-steps kernel gradient over the kernel's own norm (or a LeCun-scaled one's)
-# The median over the first steps: a batch holding an outlier is a spike, not the initialisation.
-START_STEPS = 5
-
-
-def start_ratios(probe) -> dict:
-    """Per weighted layer, the median norm of its kernel gradient over the first probe steps (when the
-    weights are still those the file holds)
-    over the norm of the kernel then, or over the norm a LeCun-scaled kernel of its shape has when the
-    kernel is smaller (a deliberately tiny last layer is not judged by its tiny weights)."""
-    run = probe.train
-    if run is None or not run.steps_done or not getattr(run, "start_weights", None):
-        return {}
-    skip = set(run.lookups or ()) | set(run.unused or ())
-    out = {}
-    for name in probe.layer_order:
-        first = [n for n in (run.kernel_norms.get(name) or [])[:START_STEPS] if math.isfinite(n)]
-        if name in skip or name not in run.start_weights or not first:
-            continue
-        now, ref = run.start_weights[name]
-        if max(now, ref) > 0:
-            out[name] = float(np.median(first)) / max(now, ref)
-    return out
 
 
 def check(facts):

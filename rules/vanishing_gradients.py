@@ -31,11 +31,7 @@ Use instead:
 keras.layers.Dense(64, activation="relu", kernel_initializer="he_normal")
 ```
 """
-import math
-
-import numpy as np
-
-from kerascheck.gradients import first_last_ratio, measured_run
+from kerascheck.gradients import finite_median, first_last_ratio, measured_run
 from kerascheck.probe_evidence import context, data_note
 from kerascheck.rule import Rule
 
@@ -43,11 +39,6 @@ RULE = Rule(name="vanishing-gradients", code="KC604", severity="warning", tier="
 
 RATIO = 1e-3
 UPDATE_GAP = 10.0  # the first layer's relative update may be this much smaller than the last's
-
-
-def _median(values) -> float:
-    finite = [v for v in values if math.isfinite(v)]
-    return float(np.median(finite)) if finite else 0.0
 
 
 def check(facts):
@@ -69,7 +60,7 @@ def check(facts):
     if measured is None or measured[2] >= RATIO:
         return
     first, last, ratio, rms = measured
-    whole_last = _median(run.layer_norms.get(last, []))
+    whole_last = finite_median(run.layer_norms.get(last, []))
     if rms[last] <= 1e-12 and whole_last <= 1e-12:
         return  # the last layer gets no gradient either: the loss has nothing left to teach, nothing vanished
     # Random inputs under an objective kerascheck cannot interpret (a VAE's own train_step, the
@@ -78,8 +69,8 @@ def check(facts):
     # The harm is that early layers barely learn. An adaptive optimizer (Adam, RMSprop) divides each
     # gradient by its own running scale: when the first layer's kernel still moves as much per step,
     # relative to its size, as the last one's, the small gradient is not starving it.
-    moves_first = _median(run.update_ratios.get(first, []))
-    moves_last = _median(run.update_ratios.get(last, []))
+    moves_first = finite_median(run.update_ratios.get(first, []))
+    moves_last = finite_median(run.update_ratios.get(last, []))
     rescaled = moves_first > 0 and moves_last > 0 and moves_first >= moves_last / UPDATE_GAP
     yield RULE.finding(
         layer=first,
