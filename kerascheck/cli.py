@@ -86,13 +86,16 @@ def _split(values) -> list[str]:
 @click.option("--max-memory", "max_memory", type=click.IntRange(min=256), default=None, metavar="MB",
               help="Stop checking a file whose worker uses more memory than this.  "
                    "[default: 3/4 of RAM over --jobs, at most 8192]")
+@click.option("--fix-out", "fix_out", type=click.Path(file_okay=False), default=None, metavar="DIR",
+              help="Write a copy of each model with its verified fixes applied to DIR/<name>.fixed.keras, "
+                   "with DIR/<name>.fixed.md listing the changes (the model files are never written).")
 @click.option("--verbose", "-v", is_flag=True,
               help="Show TensorFlow's and Keras's own messages, and the traceback of any internal error.")
 @click.option("--list-rules", is_flag=True, help="List the rules and exit.")
 @click.option("--explain", metavar="RULE", help="Print a rule's documentation and exit.")
 @click.version_option(__version__, "--version", prog_name="kerascheck")
 def cli(paths, select, ignore, fail_on, fmt, output, html, no_html, static, data, custom_objects, unsafe, budget, device, seed,
-        jobs, timeout, max_memory, verbose, list_rules, explain):
+        jobs, timeout, max_memory, fix_out, verbose, list_rules, explain):
     """Check saved Keras models (.keras, .h5, or folders of them) for reasons they will not train well.
 
     Exit status: 0 nothing at or above --fail-on, 1 findings, 2 a file could not be
@@ -141,7 +144,10 @@ def cli(paths, select, ignore, fail_on, fmt, output, html, no_html, static, data
         seed=seed if seed is not None else _number(config, "seed", int, 0),
         progress=sys.stderr.isatty() and fmt == "text" and output is None,
         verbose=verbose,
+        fix_out=fix_out,
     )
+    if fix_out and static:
+        raise UsageError("--fix-out needs the probes, which --static turns off")
     # The HTML report is for people: written by default alongside text output, and on
     # request (--html) alongside the machine formats, so CI gets no surprise files.
     html = None if no_html else (html or config.get("html") or ("kerascheck-report.html" if fmt == "text" else None))

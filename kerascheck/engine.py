@@ -90,6 +90,7 @@ class ModelResult:
     rules_run: int = 0
     rules_total: int = 0
     notes: list = field(default_factory=list)  # facts about the file that are no problem (libraries it uses)
+    fixed: dict | None = None  # --fix-out: the repaired copy written, and what went into it
 
     def to_dict(self) -> dict:
         probe = self.probe.record() if self.probe is not None and hasattr(self.probe, "record") else None
@@ -106,6 +107,7 @@ class ModelResult:
             "skipped": list(self.skipped),
             "errors": list(self.errors),
             "probes": probe,
+            **({"fixed": self.fixed} if self.fixed is not None else {}),
         }
 
 
@@ -195,8 +197,18 @@ def check_file(path: str, rules: Sequence[Rule], static: bool = False, options=N
                     tiers.ensure_optional(rule)  # a spec rule with a probe part: runs either way
                 _run_rule(rule, facts, result, options)
             from kerascheck.diagnosis import fold
+            from kerascheck.interventions import verify
 
-            result.findings = fold(result.findings, facts.probe.layer_order if facts.probe is not None else [])
+            order = facts.probe.layer_order if facts.probe is not None else []
+            confirmed: dict = {}
+            changes: list = []
+            if not static and result.findings:
+                used = tiers._options()
+                with _quiet(used):
+                    confirmed, result.findings, changes = verify(result.findings, facts, used, order, rules)
+            result.findings = fold(result.findings, order, confirmed)
+            if options is not None and options.fix_out and changes:
+                _write_fixed(facts, changes, result, options)
     except InputError as exc:
         result.errors.append({"message": str(exc)})
     # Worst first; among equals, a cause with consequences before a finding standing alone.
@@ -205,6 +217,19 @@ def check_file(path: str, rules: Sequence[Rule], static: bool = False, options=N
     result.rules_run = len(rules) - len(result.skipped)
     result.rules_total = len(rules)
     return result
+
+
+def _write_fixed(facts, changes: list, result: ModelResult, options) -> None:
+    from kerascheck.repair import write_fixed
+
+    records = [r for f in result.findings for r in f.evidence.get("fix_verified", ()) if r["verdict"] == "verified"]
+    try:
+        with _quiet(options):
+            result.fixed = write_fixed(facts.spec, changes, records, options, options.fix_out)
+    except (UsageError, InputError) as exc:
+        result.errors.append({"message": str(exc)})
+    except Exception as exc:  # the fixes were verified on kerascheck's copy; a copy Keras will not save is said
+        result.errors.append({"message": _internal(exc, options, "--fix-out could not write the repaired copy")})
 
 
 class _TierBuilder:

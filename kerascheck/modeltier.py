@@ -39,6 +39,7 @@ class Options:
     progress: bool = False
     layer_stats: bool = False  # collect per-layer weight statistics (the HTML report shows them)
     verbose: bool = False  # print the tracebacks of internal errors and TensorFlow's own messages
+    fix_out: str | None = None  # --fix-out: the folder the repaired copies go to
     # Filled in by the engine once TensorFlow is set up.
     device_used: str | None = field(default=None, repr=False)
 

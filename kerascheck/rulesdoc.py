@@ -19,12 +19,27 @@ def rule_table() -> str:
     return "\n".join(rows)
 
 
-def with_table(text: str) -> str:
-    head, sep, rest = text.partition(START)
-    _, sep2, tail = rest.partition(END)
+LINKS_START, LINKS_END = "<!-- links:start -->", "<!-- links:end -->"
+
+
+def links_list() -> str:
+    """The links kerascheck folds without an intervention, and why each needs none."""
+    from kerascheck.diagnosis import DIRECT_LINKS
+
+    return "\n".join(f"- **{name}**: {why}." for name, why in DIRECT_LINKS.items())
+
+
+def _replace(text: str, start: str, end: str, body: str) -> str:
+    head, sep, rest = text.partition(start)
+    _, sep2, tail = rest.partition(end)
     if not sep or not sep2:
-        raise ValueError(f"README has no {START} ... {END} block")
-    return f"{head}{START}\n{rule_table()}\n{END}{tail}"
+        raise ValueError(f"README has no {start} ... {end} block")
+    return f"{head}{start}\n{body}\n{end}{tail}"
+
+
+def with_table(text: str) -> str:
+    text = _replace(text, START, END, rule_table())
+    return _replace(text, LINKS_START, LINKS_END, links_list())
 
 
 def main(path: str) -> None:

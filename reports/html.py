@@ -74,6 +74,21 @@ def _probe_charts(probe) -> list[dict]:
     return charts
 
 
+def _fixes(f) -> list[dict]:
+    """Each fix kerascheck tried for this finding: its line, and the loss before and after on one chart."""
+    from kerascheck.reports.text import verified_line
+
+    out = []
+    for v in f.evidence.get("fix_verified", ()):
+        before = (v.get("before") or {}).get("losses") or []
+        after = (v.get("after") or {}).get("losses") or []
+        series = {"before": [x for x in before if not isinstance(x, str)],
+                  "after the fix": [x for x in after if not isinstance(x, str)]}
+        chart = svg.line_chart(series, log_y=True) if before and after else None
+        out.append({"line": verified_line(v), "verdict": v.get("verdict"), "chart": chart})
+    return out
+
+
 def render_html(report) -> str:
     docs = {r.name: r for r in report.rules}
     models = []
@@ -83,7 +98,8 @@ def render_html(report) -> str:
         for f in m.findings:
             rule = docs.get(f.rule)
             doc = rule.doc.strip() if rule else ""
-            findings.append({"f": f, "why": _section(doc, "Why is this bad?"), "doc": doc, "source": source_of(f)})
+            findings.append({"f": f, "why": _section(doc, "Why is this bad?"), "doc": doc, "source": source_of(f),
+                             "fixes": _fixes(f)})
         layers = []
         for row in m.layers:
             tensors = [{**t, "svg": svg.histogram_bars(t["histogram"], t["expected_std"])} for t in row["tensors"]]

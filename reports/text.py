@@ -67,10 +67,20 @@ def render_text(report, color: bool = False, width: int = 100) -> str:
             lines.append(wrap(f.message, "      "))
             # Not wrapped: the fix usually ends in code meant to be copied whole.
             lines.append(f"      fix: {f.fix}")
+            for v in f.evidence.get("fix_verified", ()):
+                lines.append(wrap(verified_line(v), "      "))
             for c in f.evidence.get("consequences", ()):
                 at = f" (layer {c['layer']})" if c.get("layer") else ""
-                lines.append(wrap(style(f"also seen: {c['code']} {c['rule']}{at}: {c['message']}", dim=True),
+                how = "follows directly" if (c.get("proof") or {}).get("how") == "direct" else "fixed with it"
+                lines.append(wrap(style(f"also seen, {how}: {c['code']} {c['rule']}{at}: {c['message']}", dim=True),
                                   "      "))
+        fixed = getattr(model, "fixed", None)
+        if fixed:
+            if fixed["path"]:
+                lines.append(wrap(f"repaired copy: {fixed['path']} ({'; '.join(fixed['written'])}); changes and "
+                                  f"evidence in {fixed['changes']}", "  "))
+            for n in fixed["not_written"]:
+                lines.append(wrap(style(f"not written into the copy: {n}", dim=True), "  "))
         by_reason: dict[str, list[str]] = {}
         for s in model.skipped:
             if (s["rule"], s["reason"]) not in shared:
@@ -112,3 +122,14 @@ def render_text(report, color: bool = False, width: int = 100) -> str:
                     f"({sum(len(m.unavailable) for m in blind)} in all)")
     lines.append(style(summary + ".", bold=True))
     return "\n".join(lines) + "\n"
+
+
+def verified_line(v: dict) -> str:
+    """One line per fix kerascheck tried: what changed, and the measurement before and after."""
+    before = (v.get("before") or {}).get("text", "?")
+    after = (v.get("after") or {}).get("text")
+    if v.get("verdict") == "verified":
+        return f"verified: with {v['change']}, {v['for']} is gone ({before} -> {after})"
+    if v.get("verdict") == "symptom stays":
+        return f"tried, did not help: with {v['change']}, {v['for']} stays ({before} -> {after})"
+    return f"not verified against {v['for']}: {v.get('why', 'not tried')}"

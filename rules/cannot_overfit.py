@@ -112,8 +112,9 @@ def check(facts):
     if result["zero_gradient_layers"]:
         causes.append("these layers get exactly zero gradient: " + ", ".join(result["zero_gradient_layers"][:5]))
     if result["prediction_spread"] is not None and result["prediction_spread"] < 1e-6:
-        causes.append("its predictions are identical for all 10 examples, so the output cannot express the labels "
-                      "(check the output activation against the loss)")
+        causes.append("its predictions are identical for all 10 examples: the output does not tell the examples "
+                      "apart (check the output activation against the loss, and whether the layers before it get "
+                      "a gradient)")
     if lr < 1e-6:
         causes.append(f"the learning rate {lr:.2g} is far too small")
     severity = None

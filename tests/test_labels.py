@@ -50,7 +50,7 @@ def test_text_names_the_layer_the_numbers_and_the_fix_and_folds_the_config_findi
     assert ("fix: Score each label independently: keras.layers.Dense(6, activation='sigmoid', name='tags') and "
             "model.compile(optimizer=..., loss='binary_crossentropy').") in out
     # softmax-loss-mismatch saw the same pair from the config: one cause, reported once.
-    assert "also seen: KC202 softmax-loss-mismatch" in out
+    assert "also seen, follows directly: KC202 softmax-loss-mismatch" in out
     assert "Found 1 problem (1 error" in out
 
 

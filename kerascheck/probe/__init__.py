@@ -128,6 +128,7 @@ class ProbeResults:
     inputs_drawn: list = field(default_factory=list)  # per input: how synthetic values were drawn
     training: dict = field(default_factory=dict)  # how a probe step trains: mode, losses, optimizer
     runs: list = field(default_factory=list)  # (probe, TrainRun) in the order they ran
+    interventions: list = field(default_factory=list)  # fixes re-run to prove a cause: change, for, seconds
 
     def record(self) -> dict:
         """What the probes did, for the machine formats: data, loss, optimizer, steps, cuts, failures."""
@@ -152,6 +153,7 @@ class ProbeResults:
             "cut_by_budget": dict(self.budget_cut),
             "failed": dict(self.failures),
             "not_applicable": dict(self.not_applicable),
+            "interventions": list(self.interventions),
         }
 
 
@@ -160,8 +162,13 @@ def _finite(v) -> float | str:
     return v if math.isfinite(v) else str(v).lower()
 
 
-def run_probes(info: ModelInfo, spec, options: Options, want: set) -> ProbeResults:
-    """Plan and run the probes the selected rules need, within options.budget seconds."""
+def run_probes(info: ModelInfo, spec, options: Options, want: set, change=None) -> ProbeResults:
+    """Plan and run the probes the selected rules need, within options.budget seconds.
+
+    `change` (kerascheck.interventions.Change) edits the loss, optimizer or examples the probes use,
+    to test a fix; its edits to the model itself are made by the caller. Under a change the overfit
+    probe judges the configured rate only: the question is whether the fix alone removes the failure.
+    """
     import keras
 
     from kerascheck.probe.setup import make_setup
@@ -176,11 +183,15 @@ def run_probes(info: ModelInfo, spec, options: Options, want: set) -> ProbeResul
         from kerascheck.probe.setup import Setup
 
         no_training, setup = str(exc), Setup(mode="none")
+    if change is not None and no_training is None:
+        change.edit_setup(setup)
     keras.utils.set_random_seed(options.seed)
     rng = np.random.default_rng(options.seed)
     kinds = [("onehot" if m == "probabilities" else "binary" if m == "independent probabilities" else "real")
              if l.kind == "match" else l.kind for l, m in zip(setup.losses, info.meanings)]
     sample, kinds = _sample(info, setup, rng, options, kinds)
+    if change is not None:
+        sample = change.edit_sample(sample, io)
     trainer = Trainer(model, io, setup, info.owners)
     own_step_failed = None
     if setup.mode == "train_step" and trainer.vars:
@@ -264,7 +275,8 @@ def run_probes(info: ModelInfo, spec, options: Options, want: set) -> ProbeResul
         else:
             results.overfit = attempt("overfit", lambda: overfit(trainer, sample, kinds, options, budget.deadline,
                                                                  progress=progress.stage("overfitting 10 examples"),
-                                                                 synthetic=sample.synthetic or sample.synthetic_labels))
+                                                                 synthetic=sample.synthetic or sample.synthetic_labels,
+                                                                 retry=change is None or change.experiment))
             if results.overfit is not None:
                 budget.track("overfit", results.overfit["run"])
                 for retry in results.overfit["retries"]:
