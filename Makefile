@@ -21,7 +21,7 @@ demo: $(STAMP)
 
 # Two workers (the suite's files split between them): about 7 minutes on a 2-core machine.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+	$(BIN)/python -m pytest -q -n 2 --dist worksteal
 
 # Rebuild the committed example models (needs only the venv).
 examples: $(STAMP)

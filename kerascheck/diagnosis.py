@@ -77,6 +77,11 @@ DIRECT_LINKS = {
                      "gamma) passes exactly zero gradient to the layers before it, and a constant to those after it",
     "same-measurement": "vanishing-gradients and a low update ratio on the same layers are one measurement: the "
                         "update is the rate times the gradient",
+    "constant-output": "a softmax over a single unit outputs exactly 1.0 whatever its input, so its gradient is "
+                       "exactly zero and the predictions cannot differ between examples: the failed overfit measured "
+                       "that constant",
+    "unclipped-spikes": "missing-rnn-clipping is raised to a warning by the gradient spikes the training probe measured "
+                        "(before any clipping acts); the spike finding is that same measurement",
 }
 
 
@@ -102,6 +107,10 @@ def _link(cause: Finding, other: Finding, order: list) -> tuple | None:
         return direct("same-output") if same else None
     # Labels the output cannot reach, or an output the loss misreads: nothing can be memorised.
     if rule in ("label-mismatch", "softmax-loss-mismatch") and cause.severity == "error":
+        spread = other.evidence.get("prediction_spread")
+        if other.rule == "cannot-overfit" and cause.evidence.get("activation") == "softmax" and \
+                cause.evidence.get("units") == 1 and spread is not None and spread < 1e-6:
+            return direct("constant-output")
         if other.rule == "cannot-overfit" or (rule == "label-mismatch" and other.rule == "nan-in-training"):
             return test
         return None
@@ -147,7 +156,7 @@ def _link(cause: Finding, other: Finding, order: list) -> tuple | None:
         # Raw scales saturate squashing units, whose gradients then vanish.
         return test if other.rule in ("cannot-overfit", "vanishing-gradients", "dead-units") else None
     if rule == "missing-rnn-clipping":
-        return test if other.rule == "exploding-gradients" and _kind(other) == "spikes" else None
+        return direct("unclipped-spikes") if other.rule == "exploding-gradients" and _kind(other) == "spikes" else None
     if rule == "vanishing-gradients":
         rms = cause.evidence.get("layer_rms") or {}
         if other.rule == "unhealthy-weights" and _kind(other) == "update-low" and other.layer in rms and \

@@ -3,7 +3,7 @@
 For every candidate link the diagnosis table allows (kerascheck.diagnosis.candidates) whose
 consequence is a warning or an error, the cause's fix is applied to kerascheck's loaded copy
 of the model (never the file): standardised inputs or targets, an output activation or a
-`from_logits` switched, kernels re-initialised, gradients clipped, a rate that stayed finite.
+`from_logits` switched, kernels re-initialised, a rate that stayed finite.
 The probe that showed the symptom runs again with the same seed, steps and examples, and the
 consequence's own rule judges the new measurement. Symptom gone: the link is confirmed and
 folded, with before and after. Symptom still there, or the run cut by the budget: the two
@@ -32,7 +32,6 @@ SATURATING = {"sigmoid", "tanh", "hard_sigmoid", "softsign"}
 # An output activation's range, for regression targets it must reach.
 RANGES = {"sigmoid": (0.0, 1.0), "hard_sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0), "relu": (0.0, math.inf),
           "softplus": (0.0, math.inf), "relu6": (0.0, 6.0), "softsign": (-1.0, 1.0)}
-CLIPNORM = 1.0
 
 
 @dataclass
@@ -228,9 +227,6 @@ def change_for(cause: Finding, facts) -> Change | None:
             return None
         return Change(f"reinit:{cause.layer}", f"'{cause.layer}' re-initialised (he_normal kernel, zero bias)",
                       reinit={cause.layer: "he_normal"})
-    if rule == "missing-rnn-clipping":
-        return Change("clip", f"the gradients clipped (global_clipnorm={CLIPNORM:g})",
-                      optimizer={"global_clipnorm": CLIPNORM})
     if rule == "nan-in-training" and ev.get("stable_rate"):
         rate = float(ev["stable_rate"])
         return Change(f"rate={rate:.3g}", f"the learning rate {rate:.3g}", learning_rate=rate)
@@ -521,6 +517,14 @@ def verify(findings: list, facts, options, layer_order: list, rules: list) -> tu
         tried.setdefault(i, []).append(record)
         if record["verdict"] == "verified":
             confirmed[(i, j)] = _brief(record)
+    # A direct link needs no test to be folded, but its cause's fix still gets its before and after
+    # (and can then be written by --fix-out): tried against a failed overfit it explains.
+    for i, j, how, _ in candidates(findings, layer_order):
+        if how == "direct" and i not in tried and findings[j].rule == "cannot-overfit" and \
+                SEVERITY_RANK[findings[i].severity] >= SEVERITY_RANK["warning"]:
+            record = verifier.test(findings[i], findings[j])
+            if record is not None:
+                tried.setdefault(i, []).append(record)
     out = list(findings)
     unexplained = [j for j, f in enumerate(findings) if f.rule == "cannot-overfit" and f.evidence.get("kind") != "rate"
                    and not any(k == j for (_, k) in confirmed) and _no_cause(findings, j, layer_order)]

@@ -33,7 +33,14 @@ def write_fixed(spec, changes: list, records: list, options, out_dir: str) -> di
     model = load_model(spec, options)  # compile=False: the compile settings are rebuilt below, changed
     written, not_written = [], []
     paths = layer_paths(model)
+    # A subclass's config is its __init__'s arguments: an activation changed on one of its layers would
+    # not survive the reload, so it is the user's code to change.
+    graph = type(model).__name__ in ("Functional", "Sequential")
     for change in changes:
+        if change.activations and not graph:
+            not_written.append(f"{change.said}: {type(model).__name__} is a subclassed model, whose layers are "
+                               "built by its own code: change the activation there")
+            continue
         change.apply(model, paths)  # the copy keeps the edits: nothing to undo
         if change.activations or change.reinit or change.gammas or change.losses or change.optimizer or \
                 change.learning_rate is not None:

@@ -146,3 +146,25 @@ def test_fix_out_refuses_static(tmp_path, flag):
     run = kerascheck(path, flag, "--fix-out", str(tmp_path / "x"))
     assert run.returncode == 2 and "--fix-out needs the probes" in run.stderr
     assert len(run.stderr.strip().splitlines()) == 1
+
+
+def test_a_softmax_over_one_unit_explains_the_constant_predictions_directly_and_its_fix_is_still_tried(tmp_path):
+    """No test is needed to fold the failed overfit (a one-unit softmax outputs 1.0 whatever it is fed),
+    but the fix is still tried, so the finding shows it working and --fix-out can write it."""
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    model = keras.Sequential([keras.Input((10,)), layers.Dense(16, activation="relu"),
+                              layers.Dense(1, activation="softmax", name="out")])
+    model.compile("adam", "binary_crossentropy")
+    path, data = _save(model, {"x": rng.normal(size=(200, 10)).astype("float32"),
+                               "y": rng.integers(0, 2, (200, 1)).astype("float32")}, tmp_path, "one_unit")
+    result = _check(path, data)
+    (cause,) = [f for f in result.findings if f.evidence.get("consequences")]
+    assert cause.layer == "out" and cause.severity == "error"
+    folded = {c["rule"]: c["proof"] for c in cause.evidence["consequences"]}
+    assert folded["cannot-overfit"]["how"] == "direct"
+    assert "outputs exactly 1.0 whatever its input" in folded["cannot-overfit"]["why"]
+    (record,) = cause.evidence["fix_verified"]
+    assert record["verdict"] == "verified" and "sigmoid in 'out'" in record["change"]
+    assert record["before"]["memorised"] is False and record["after"]["accuracy"] == 1.0
+    assert not [f for f in result.findings if f.rule == "cannot-overfit"]
