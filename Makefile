@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.kerascheck-installed
 
-.PHONY: demo test examples fixtures bench corpus clean
+.PHONY: demo test test-slow examples fixtures bench corpus clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,11 @@ demo: $(STAMP)
 
 # Two workers (the suite's files split between them): about 7 minutes on a 2-core machine.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2 --dist worksteal
+	$(BIN)/python -m pytest -q -n 2 --dist worksteal -m "not slow"
+
+# The variants the suite leaves out for its time (see the slow marker in setup.cfg).
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -n 2 --dist worksteal -m slow
 
 # Rebuild the committed example models (needs only the venv).
 examples: $(STAMP)

@@ -37,6 +37,8 @@ def corpus(tmp_path_factory):
     return run
 
 
+# make corpus checks all 54 models this way; the suite's run of two is for make test-slow.
+@pytest.mark.slow
 @pytest.mark.parametrize("name,modes", FAST, ids=[n for n, _ in FAST])
 def test_a_corpus_model_checks_as_its_truth_file_says(corpus, name, modes):
     built, _, error = corpus.build(name, force=True)

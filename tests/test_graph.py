@@ -123,7 +123,9 @@ def test_missing_custom_code_is_a_clear_exit_2(user_model):
 
 # DenseNet121 and ConvNeXtTiny left out for the suite's time: their layers are ResNet50's kinds (conv,
 # BN, relu, concat) and the corpus's (LayerNormalization and gelu in ConvMixer, ViT, CCT).
-APPLICATIONS = ["ResNet50", "MobileNetV2", "EfficientNetB0"]
+# MobileNetV2 and EfficientNetB0 (depthwise convolutions, swish, squeeze-and-excitation) run in make test-slow.
+APPLICATIONS = ["ResNet50", pytest.param("MobileNetV2", marks=pytest.mark.slow),
+                pytest.param("EfficientNetB0", marks=pytest.mark.slow)]
 
 
 @pytest.mark.parametrize("name", APPLICATIONS)

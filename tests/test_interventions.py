@@ -14,7 +14,8 @@ import pytest
 from keras import layers
 
 from helpers import kerascheck, probe_options
-from kerascheck.engine import all_rules, check_file
+from kerascheck.engine import Report, all_rules, check_file
+from kerascheck.reports import render
 
 
 def _save(model, data, tmp_path, name):
@@ -114,11 +115,11 @@ def test_fix_out_writes_a_copy_that_rechecks_clean_and_leaves_the_original_alone
     assert "(cannot-overfit): did not memorise the 10 examples in 300 steps" in notes
     assert ") -> memorised the 10 examples at rate" in notes
     assert hashlib.sha256(open(path, "rb").read()).hexdigest() == before
-    again = json.loads(kerascheck(fixed["path"], "--data", data, "--format", "json").stdout)["models"][0]
-    assert again["errors"] == []
-    assert not [f for f in again["findings"] if f["rule"] == "cannot-overfit" and f["severity"] != "info"]
+    again = _check(fixed["path"], data)
+    assert again.errors == []
+    assert not [f for f in again.findings if f.rule == "cannot-overfit" and f.severity != "info"]
     # The copy was compiled as the file was, with the verified rate: nothing had to be assumed.
-    assert again["probes"]["training"]["assumed"] == []
+    assert again.probe.record()["training"]["assumed"] == []
 
 
 def test_fix_out_says_what_it_cannot_write(tmp_path):
@@ -132,12 +133,14 @@ def test_fix_out_says_what_it_cannot_write(tmp_path):
     path, data = _save(model, {"x": rng.normal(size=(200, 5)).astype("float32"),
                                "y": rng.uniform(0, 100, (200, 1)).astype("float32")}, tmp_path, "range")
     out = tmp_path / "fixed"
-    run = kerascheck(path, "--data", data, "--fix-out", str(out), "--no-html")
-    assert "repaired copy:" in run.stdout and "not written into the copy:" in run.stdout, run.stdout
-    assert "the targets are data" in " ".join(run.stdout.split())
-    again = kerascheck(str(out / "range.fixed.keras"), "--data", data, "--no-html", "--format", "json")
-    findings = json.loads(again.stdout)["models"][0]["findings"]
-    assert not [f for f in findings if f["rule"] == "label-mismatch"]
+    rules = list(all_rules())
+    result = check_file(path, rules, options=probe_options(data=data, fix_out=str(out)))
+    text = " ".join(render(Report(models=[result], rules=rules), "text").split())
+    assert "repaired copy: " in text and "not written into the copy: " in text, text
+    assert "the targets are data" in text
+    assert result.fixed["written"] == ["a linear output in 'out' and the targets standardised"]
+    again = _check(str(out / "range.fixed.keras"), data)
+    assert not [f for f in again.findings if f.rule == "label-mismatch"]
 
 
 @pytest.mark.parametrize("flag", ["--static"])

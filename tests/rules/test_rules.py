@@ -27,10 +27,15 @@ def _params():
                 continue
             for case in _load(path):
                 for fmt in case.formats:
-                    params.append(pytest.param(rule.name, kind, case, fmt, id=f"{rule.name}-{kind}-{case.name}-{fmt}"))
+                    # A probe rule sees the model Keras loaded, whatever the file's format: its .h5 runs
+                    # repeat the .keras ones after a load test_reader covers (make test-slow runs them).
+                    marks = [pytest.mark.slow] if fmt == "h5" and rule.tier == "probe" else []
+                    params.append(pytest.param(rule.name, kind, case, fmt, marks=marks,
+                                               id=f"{rule.name}-{kind}-{case.name}-{fmt}"))
     for case in _load(os.path.join(HERE, "healthy.py")):
         for fmt in case.formats:
-            params.append(pytest.param(None, "healthy", case, fmt, id=f"healthy-{case.name}-{fmt}"))
+            marks = [pytest.mark.slow] if fmt == "h5" and case.name != "cnn" else []
+            params.append(pytest.param(None, "healthy", case, fmt, marks=marks, id=f"healthy-{case.name}-{fmt}"))
     return params
 
 
