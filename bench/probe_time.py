@@ -40,7 +40,10 @@ def baseline(rev: str) -> str:
 def timed(python: str, path: str, data: str, code: str) -> float:
     start = time.monotonic()
     subprocess.run([python, "-m", "kerascheck", path, "--data", data, "--select", PROBE_RULES, "--format", "json",
-                    "--custom-objects", code, "--fail-on", "error"], capture_output=True, cwd=ROOT,
+                    "--custom-objects", code, "--fail-on", "error"], capture_output=True,
+                   # not ROOT: `python -m` puts the working directory first on sys.path, and the baseline
+                   # must run the kerascheck installed in its own environment, not this tree's
+                   cwd=os.path.dirname(path),
                    env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     return time.monotonic() - start
 

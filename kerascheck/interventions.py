@@ -1,9 +1,10 @@
 """Interventions: a cause is claimed only when its fix, tried on kerascheck's copy, removes the symptom.
 
 For every candidate link the diagnosis table allows (kerascheck.diagnosis.candidates) whose
-consequence is a warning or an error, the cause's fix is applied to kerascheck's loaded copy
-of the model (never the file): standardised inputs or targets, an output activation or a
-`from_logits` switched, kernels re-initialised, a rate that stayed finite.
+cause is a warning or an error, the cause's fix is applied to kerascheck's loaded copy of the
+model (never the file): standardised inputs or targets, an output activation or a
+`from_logits` switched, kernels re-initialised, a rate that stayed finite, relu in saturating
+hidden layers. (An info-level consequence measured on synthetic data is a hint, and not tried.)
 The probe that showed the symptom runs again with the same seed, steps and examples, and the
 consequence's own rule judges the new measurement. Symptom gone: the link is confirmed and
 folded, with before and after. Symptom still there, or the run cut by the budget: the two
