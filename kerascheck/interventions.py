@@ -57,19 +57,14 @@ class Change:
     # -- the probe's side (kerascheck.probe.run_probes calls these)
 
     def edit_setup(self, setup) -> None:
-        import keras
-
         from kerascheck.probe.setup import LABEL_KINDS, OutputLoss
 
         for index, (name, from_logits) in self.losses.items():
-            if index >= len(setup.losses):
+            fn = loss_object(name, from_logits)
+            if index >= len(setup.losses) or fn is None:
                 continue
-            cls = getattr(keras.losses, "".join(p.capitalize() for p in name.split("_")), None)
-            if cls is None:
-                continue
-            old = setup.losses[index]
-            setup.losses[index] = OutputLoss(name, cls(from_logits=from_logits), from_logits,
-                                             LABEL_KINDS.get(name, "real"), weight=old.weight)
+            setup.losses[index] = OutputLoss(name, fn, from_logits, LABEL_KINDS.get(name, "real"),
+                                             weight=setup.losses[index].weight)
         if self.optimizer:
             setup.opt_config = {k: v for k, v in setup.opt_config.items() if k not in ("clipnorm", "clipvalue")}
             setup.opt_config.update(self.optimizer)
@@ -144,6 +139,14 @@ class Change:
                       learning_rate=other.learning_rate if other.learning_rate is not None else self.learning_rate,
                       standardise_x=sorted(set(self.standardise_x) | set(other.standardise_x)),
                       standardise_y=sorted(set(self.standardise_y) | set(other.standardise_y)))
+
+
+def loss_object(name: str, from_logits: bool):
+    """Keras's loss class for a loss name ("binary_crossentropy" -> BinaryCrossentropy), built; None if none."""
+    import keras
+
+    cls = getattr(keras.losses, "".join(p.capitalize() for p in name.split("_")), None)
+    return cls(from_logits=from_logits) if cls is not None else None
 
 
 def standardised(a):

@@ -65,6 +65,8 @@ def _recompile(model, spec, changes: list) -> str | None:
 
     import keras
 
+    from kerascheck.interventions import loss_object
+
     saved = spec.raw_compile if isinstance(spec.raw_compile, dict) else None
     wanted = any(c.losses or c.optimizer or c.learning_rate is not None for c in changes)
     if not saved or "loss" not in saved and "optimizer" not in saved:
@@ -74,8 +76,7 @@ def _recompile(model, spec, changes: list) -> str | None:
     for change in changes:
         loss = cfg.get("loss")
         for index, (name, from_logits) in change.losses.items():
-            cls = getattr(keras.losses, "".join(p.capitalize() for p in name.split("_")))
-            new = keras.losses.serialize(cls(from_logits=from_logits))
+            new = keras.losses.serialize(loss_object(name, from_logits))
             if isinstance(loss, list) and index < len(loss):
                 loss[index] = new
             elif isinstance(loss, dict) and index < len(loss):
