@@ -19,7 +19,7 @@ $(STAMP): setup.cfg pyproject.toml
 demo: $(STAMP)
 	$(BIN)/kerascheck examples/ --custom-objects examples/custom_layers.py || test $$? -eq 1
 
-# Two workers, tests shared out one by one (worksteal): about 12 minutes on a 2-core machine.
+# Two workers, tests shared out one by one (worksteal): 12 to 14 minutes on a 2-core machine.
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist worksteal -m "not slow"
 
