@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from kerascheck.gradients import first_last_ratio, measured_run, start_ratios
 from kerascheck.rule import SEVERITY_RANK, Finding, Skip
 
 MAX_INTERVENTIONS = 6  # re-runs per model: each costs one probe run
@@ -50,9 +51,6 @@ class Change:
     learning_rate: float | None = None
     standardise_x: list = field(default_factory=list)  # input indices
     standardise_y: list = field(default_factory=list)  # output indices
-    # The overfit probe's whole experiment (other rates too, as the failure was judged), or the
-    # configured rate alone (cheaper, for a caller that only asks about that rate).
-    experiment: bool = True
 
     # -- the probe's side (kerascheck.probe.run_probes calls these)
 
@@ -336,8 +334,6 @@ def _is_output_layer(facts, layer) -> bool:
 
 def measurement(rule: str, probe, finding: Finding | None = None) -> dict:
     """The numbers behind a consequence's rule, from one probe run: what before and after compare."""
-    from kerascheck.gradients import start_ratios
-
     if rule == "cannot-overfit":
         result = probe.overfit
         if result is None:
@@ -381,8 +377,6 @@ def measurement(rule: str, probe, finding: Finding | None = None) -> dict:
         else:
             out["text"] = "no first-steps gradient measured"
     elif rule == "vanishing-gradients":
-        from kerascheck.gradients import first_last_ratio, measured_run
-
         measured = first_last_ratio(probe, measured_run(probe))
         if measured is not None:
             out.update(first=measured[0], last=measured[1], ratio=measured[2])
@@ -510,7 +504,8 @@ def verify(findings: list, facts, options, layer_order: list, rules: list) -> tu
     # severity, so that an info-level failed overfit is not left without the cause that explains it.
     # An info-level consequence measured on synthetic examples is a hint, not worth a re-run.
     hint = facts.probe.synthetic or facts.probe.synthetic_labels
-    tests = [(i, j) for i, j, how, _ in candidates(findings, layer_order) if how == "test"
+    links = candidates(findings, layer_order)
+    tests = [(i, j) for i, j, how, _ in links if how == "test"
              and not (hint and findings[j].severity == "info")]
     # Worst consequences first, so the budget of re-runs goes where it matters.
     tests.sort(key=lambda ij: (-SEVERITY_RANK[findings[ij[1]].severity], ij))
@@ -523,7 +518,7 @@ def verify(findings: list, facts, options, layer_order: list, rules: list) -> tu
             confirmed[(i, j)] = _brief(record)
     # A direct link needs no test to be folded, but its cause's fix still gets its before and after
     # (and can then be written by --fix-out): tried against a failed overfit it explains.
-    for i, j, how, _ in candidates(findings, layer_order):
+    for i, j, how, _ in links:
         if how == "direct" and i not in tried and findings[j].rule == "cannot-overfit" and \
                 SEVERITY_RANK[findings[i].severity] >= SEVERITY_RANK["warning"]:
             record = verifier.test(findings[i], findings[j])
@@ -531,7 +526,7 @@ def verify(findings: list, facts, options, layer_order: list, rules: list) -> tu
                 tried.setdefault(i, []).append(record)
     out = list(findings)
     unexplained = [j for j, f in enumerate(findings) if f.rule == "cannot-overfit" and f.evidence.get("kind") != "rate"
-                   and not any(k == j for (_, k) in confirmed) and _no_cause(findings, j, layer_order)]
+                   and not any(k == j for (_, k) in confirmed) and not any(k == j and how == "direct" for _, k, how, _ in links)]
     for j in unexplained:
         out[j] = _hidden_cause(verifier, findings[j]) or out[j]
     for i, f in enumerate(out):
@@ -586,12 +581,6 @@ def _measured_fix(f: Finding) -> dict | None:
 def _brief(record: dict) -> dict:
     return {"change": record["change"], "before": record["before"].get("text"),
             "after": record["after"].get("text")}
-
-
-def _no_cause(findings: list, j: int, layer_order: list) -> bool:
-    from kerascheck.diagnosis import candidates
-
-    return not any(k == j and how == "direct" for _, k, how, _ in candidates(findings, layer_order))
 
 
 def _hidden_cause(verifier: Verifier, finding: Finding) -> Finding | None:

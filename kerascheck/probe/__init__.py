@@ -167,7 +167,7 @@ def run_probes(info: ModelInfo, spec, options: Options, want: set, change=None) 
 
     `change` (kerascheck.interventions.Change) edits the loss, optimizer or examples the probes use,
     to test a fix; its edits to the model itself are made by the caller. Under a change the overfit
-    probe judges the configured rate only: the question is whether the fix alone removes the failure.
+    probe is the same experiment (other rates too) that judged the failure.
     """
     import keras
 
@@ -275,8 +275,7 @@ def run_probes(info: ModelInfo, spec, options: Options, want: set, change=None) 
         else:
             results.overfit = attempt("overfit", lambda: overfit(trainer, sample, kinds, options, budget.deadline,
                                                                  progress=progress.stage("overfitting 10 examples"),
-                                                                 synthetic=sample.synthetic or sample.synthetic_labels,
-                                                                 retry=change is None or change.experiment))
+                                                                 synthetic=sample.synthetic or sample.synthetic_labels))
             if results.overfit is not None:
                 budget.track("overfit", results.overfit["run"])
                 for retry in results.overfit["retries"]:

@@ -35,7 +35,7 @@ def _as_input(x):
 
 
 def overfit(trainer, sample, kinds: list, options, deadline, steps: int = OVERFIT_STEPS, progress=None,
-            synthetic: bool = False, retry: bool = True) -> dict:
+            synthetic: bool = False) -> dict:
     """Train on 10 examples, full batch; judged by the predictions, not by the loss alone.
 
     An experiment rather than one run. When the model does not memorise in 300 steps at
@@ -90,7 +90,7 @@ def overfit(trainer, sample, kinds: list, options, deadline, steps: int = OVERFI
     with augmentation_off(trainer.model) as switched_off, dropout_off(trainer.model) as no_dropout:
         run, verdict = attempt(None, steps)
         retries = []
-        if retry and not verdict["ok"] and trainer.vars and not run.cut and run.diverged_at is None:
+        if not verdict["ok"] and trainer.vars and not run.cut and run.diverged_at is None:
             for rate in rates_to_try:
                 other, found = attempt(rate, steps)
                 retries.append({"run": other, "learning_rate": rate, "ok": found["ok"], "steps": other.steps_done,
