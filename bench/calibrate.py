@@ -29,9 +29,9 @@ def main():
 
     import zoo
     from kerascheck.engine import all_rules, check_file
-    from kerascheck.gradients import first_last_ratio, gradient_run, spike_ratios
-    from kerascheck.modeltier import Options
-    from kerascheck.gradients import start_ratios
+    from kerascheck.tiers.probe.gradients import first_last_ratio, gradient_run, spike_ratios
+    from kerascheck.options import Options
+    from kerascheck.tiers.probe.gradients import start_ratios
 
     names = args.only or list(zoo.BUILDERS)
     worst = {"start": 0.0, "jump": 0.0, "ratio": 0.0, "update_lo": math.inf, "update_hi": 0.0, "dead": 0.0, "loud": 0}

@@ -5,7 +5,7 @@
 On keras.applications.ResNet50(weights=None):
   (a) the floor: tf.function(model).get_concrete_function(TensorSpec) — a fresh trace;
   (b) kerascheck's whole graph tier: trace with op attribution, dataflow analysis,
-      edge-input confirmation (kerascheck.graph.build_graph, made to trace: on a model
+      edge-input confirmation (kerascheck.tiers.graph.trace.build_graph, made to trace: on a model
       of Keras's own layers only, as ResNet50 is, kerascheck skips the trace entirely);
   (c) the same with Keras's own layers judged as if they were user code, so the
       analysis really walks every op (the worst case for the analysis).
@@ -30,8 +30,8 @@ def main():
     import keras
     import tensorflow as tf
 
-    from kerascheck.graph import build_graph
-    from kerascheck.modeltier import Options
+    from kerascheck.tiers.graph.trace import build_graph
+    from kerascheck.options import Options
 
     model = keras.applications.ResNet50(weights=None)
     spec = tf.TensorSpec((None,) + tuple(model.inputs[0].shape[1:]), model.inputs[0].dtype)

@@ -50,8 +50,8 @@ print(json.dumps({"seconds": time.perf_counter() - t0}))
 """
 KERASCHECK = PRELUDE + """
 from kerascheck.engine import check_file, select_rules
-from kerascheck.modeltier import Options
-import kerascheck.savedmodel.tiers, kerascheck.graph  # kerascheck's own modules: imported, like TensorFlow
+from kerascheck.options import Options
+import kerascheck.formats.savedmodel.serving, kerascheck.tiers.graph.trace  # kerascheck's own modules: imported, like TensorFlow
 static = sys.argv[2] == "static"
 rules = select_rules()
 t0 = time.perf_counter()

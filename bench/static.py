@@ -113,7 +113,7 @@ def mlp(width):
 
 
 def largest_tensor_mib(path):
-    from kerascheck.reader import open_spec
+    from kerascheck.formats import open_spec
 
     with open_spec(path) as spec:
         return max(w.size * 4 for l in spec.layers for w in l.weights) / 2**20
@@ -161,7 +161,7 @@ def main():
     for width in (500, 1580, 5000):
         path = build(f"mlp{width}", mlp(width))
         t, rss = median_of([py, "-m", "kerascheck", "--static", "--format", "json", path], args.repeat)
-        from kerascheck.reader import open_spec
+        from kerascheck.formats import open_spec
 
         with open_spec(path) as spec:
             params = spec.param_count

@@ -6,8 +6,8 @@ A subclass of about 2M parameters (a list of Dense blocks, a dict of heads, a Fu
 encoder held as an attribute), trained one step and saved. In one process, after the
 imports, the median of --repeat runs of:
   (a) keras.models.load_model(path)                       Keras builds it from build_config
-  (b) kerascheck.modeltier.load_model(spec, options)      the same, after kerascheck's checks
-  (c) (b) plus kerascheck.probe.prepare(...)              plus inputs, layer names, roles, meanings
+  (b) kerascheck.tiers.model.load_model(spec, options)      the same, after kerascheck's checks
+  (c) (b) plus kerascheck.tiers.probe.run.prepare(...)              plus inputs, layer names, roles, meanings
 Target: (b)/(a) <= 1.0 (building from build_config costs no more than Keras's own load).
 """
 import argparse
@@ -29,9 +29,10 @@ def main():
     import numpy as np
     from keras import layers
 
-    from kerascheck.modeltier import Options, load_model
-    from kerascheck.probe import prepare
-    from kerascheck.reader import open_spec
+    from kerascheck.options import Options
+    from kerascheck.tiers.model import load_model
+    from kerascheck.tiers.probe.run import prepare
+    from kerascheck.formats import open_spec
 
     @keras.saving.register_keras_serializable(package="bench")
     class Big(keras.Model):

@@ -3,7 +3,9 @@
 Importing this package imports neither TensorFlow nor Keras; `kerascheck.Monitor`
 (a Keras callback) imports them when it is first used.
 """
-__version__ = "0.1.0"
+from kerascheck.version import __version__
+
+__all__ = ["__version__", "check", "Monitor"]
 
 
 def check(model_or_path, data=None, **options):

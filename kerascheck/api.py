@@ -7,8 +7,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from kerascheck.engine import Report, check_file, check_paths, select_rules
-from kerascheck.modeltier import DEFAULT_BUDGET, Options
+from kerascheck.engine import Report, check_file, select_rules
+from kerascheck.runners import check_paths
+from kerascheck.options import DEFAULT_BUDGET, Options
 
 
 def check(model_or_path: Any, data: Any = None, *, select: Sequence[str] = (), ignore: Sequence[str] = (),

@@ -6,8 +6,14 @@ import sys
 
 import click
 
-from kerascheck import __version__
+from kerascheck.version import __version__
+from kerascheck.config import find_config
+from kerascheck.engine import all_rules, find_rule, select_rules
 from kerascheck.errors import UsageError
+from kerascheck.reports import render
+from kerascheck.runners import Limits, check_paths
+from kerascheck.runners.isolated import default_memory_mb
+from kerascheck.options import DEFAULT_BUDGET, Options
 
 FAIL_ON = ("error", "warning", "info")
 FORMATS = ("text", "json", "sarif", "github")
@@ -104,9 +110,6 @@ def cli(paths, select, ignore, fail_on, fmt, output, html, no_html, static, data
     Settings may also come from [tool.kerascheck] in pyproject.toml or [kerascheck]
     in setup.cfg (keys: select, ignore, fail-on, format, output, static).
     """
-    from kerascheck.config import find_config
-    from kerascheck.engine import all_rules, check_paths, find_rule, select_rules
-
     if list_rules:
         for rule in all_rules():
             click.echo(f"{rule.code}  {rule.name:<24} {rule.severity:<8} {rule.tier:<6} {rule.summary}")
@@ -133,8 +136,6 @@ def cli(paths, select, ignore, fail_on, fmt, output, html, no_html, static, data
     if fmt not in FORMATS:
         raise UsageError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
 
-    from kerascheck.modeltier import DEFAULT_BUDGET, Options
-
     options = Options(
         custom_objects=tuple(custom_objects) or tuple(config.get("custom-objects", ())),
         unsafe=unsafe,
@@ -157,8 +158,6 @@ def cli(paths, select, ignore, fail_on, fmt, output, html, no_html, static, data
                    "use it only on files you trust", err=True)
     if options.device == "gpu" and not static:
         _check_gpu()
-    from kerascheck.isolation import Limits, default_memory_mb
-
     jobs = jobs or _number(config, "jobs", int, 1)
     limits = Limits(timeout=timeout or _number(config, "timeout", float, 60.0 if static else 600.0),
                     memory_mb=max_memory or _number(config, "max-memory", int, default_memory_mb(jobs)), jobs=jobs)
@@ -170,12 +169,10 @@ def cli(paths, select, ignore, fail_on, fmt, output, html, no_html, static, data
         for err in model.errors:
             click.echo(f"kerascheck: error: {model.path}: {err['message']}", err=True)
 
-    from kerascheck.reports import render
-
     color = (output is None and fmt == "text" and sys.stdout.isatty() and "NO_COLOR" not in os.environ)
     text = render(report, fmt, color=color) if fmt == "text" else render(report, fmt)
     if html:
-        from kerascheck.reports.html import render_html
+        from kerascheck.reports.html import render_html  # jinja2: imported only when a page is written
 
         _write(html, render_html(report))
         if fmt == "text":

@@ -1,19 +1,29 @@
-"""Find the rules, pick the ones selected, build the facts they need, run them."""
+"""Check one model: find the rules, pick the ones selected, build the facts they need, run them,
+and hand the findings to the diagnosis.
+
+The engine knows nothing of processes or of how many files there are: kerascheck.runners
+run it over paths (in this process, or each file in a worker), chosen by the CLI and the API.
+The tiers beyond the spec and the interventions are imported where they are built, so a
+`--static` run never imports them (kerascheck.backend writes that boundary down)."""
 from __future__ import annotations
 
 import importlib
 import os
 import pkgutil
-import sys
 import traceback
+import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Iterable, Sequence
+from typing import Sequence
 
-from kerascheck.errors import InputError, UsageError
+from kerascheck import formats
+from kerascheck.diagnosis import diagnose
+from kerascheck.errors import InputError, TierUnavailable, UsageError
+from kerascheck.facts.layerstats import layer_table
+from kerascheck.facts.libraries import LIBRARIES, installed_library, library_classes
+from kerascheck.options import Options
 from kerascheck.rule import LIVE_ONLY, SEVERITY_RANK, TIERS, Facts, Finding, Rule, Skip
-
-MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
+from kerascheck.tiers.modelio import error_line
 
 
 @lru_cache(maxsize=1)
@@ -137,40 +147,18 @@ class Report:
         return 1 if any(SEVERITY_RANK[f.severity] >= threshold for f in self.findings) else 0
 
 
-def expand_paths(paths: Iterable[str]) -> list[str]:
-    """Files to check, in a stable order: folders are searched recursively.
-
-    A SavedModel folder is kept as one entry so the reader can say it is unsupported.
-    """
-    out: list[str] = []
-    for path in paths:
-        if os.path.isdir(path) and not os.path.exists(os.path.join(path, "saved_model.pb")):
-            for root, dirs, files in os.walk(path):
-                dirs.sort()
-                saved = [d for d in dirs if os.path.exists(os.path.join(root, d, "saved_model.pb"))]
-                out.extend(os.path.join(root, d) for d in saved)
-                dirs[:] = [d for d in dirs if d not in saved and not d.startswith(".")]
-                out.extend(os.path.join(root, f) for f in sorted(files) if f.lower().endswith(MODEL_SUFFIXES))
-        else:
-            out.append(path)
-    return out
-
-
 def check_file(path: str, rules: Sequence[Rule], static: bool = False, options=None) -> ModelResult:
-    from kerascheck.reader import open_spec, sniff_format
-
+    """Every selected rule on the model at `path`, in this process; the file's problems as errors."""
     result = ModelResult(path=path)
     try:
-        result.format = sniff_format(path)
-        with open_spec(path) as spec:
+        result.format = formats.sniff_format(path)
+        with formats.open_spec(path) as spec:
             result.keras_version = spec.keras_version
             result.param_count = spec.param_count
             result.tiers = ["spec"]
             result.notes.extend(library_notes(spec) + clone_notes(spec))
             facts = Facts(spec=spec)
             if options is not None and getattr(options, "layer_stats", False):
-                from kerascheck.layerstats import layer_table
-
                 result.layers = layer_table(spec)
             tiers = _TierBuilder(facts, rules, options, result)
             if options is not None and options.data and any("arrays" in r.needs for r in rules):
@@ -195,18 +183,10 @@ def check_file(path: str, rules: Sequence[Rule], static: bool = False, options=N
                         continue
                 elif rule.needs and not static:
                     tiers.ensure_optional(rule)  # a spec rule with a probe part: runs either way
-                _run_rule(rule, facts, result, options)
-            from kerascheck.diagnosis import fold
-            from kerascheck.interventions import verify
-
-            order = facts.probe.layer_order if facts.probe is not None else []
-            confirmed: dict = {}
-            changes: list = []
-            if not static and result.findings:
-                used = tiers._options()
-                with _quiet(used):
-                    confirmed, result.findings, changes = verify(result.findings, facts, used, order, rules)
-            result.findings = fold(result.findings, order, confirmed)
+                run_rule(rule, facts, result, options)
+            # Links between findings are tested by re-running probes, which --static never runs.
+            with _quiet(tiers.options):
+                result.findings, changes = diagnose(result.findings, facts, tiers.options, rules, test=not static)
             if options is not None and options.fix_out and changes:
                 _write_fixed(facts, changes, result, options)
     except InputError as exc:
@@ -220,7 +200,7 @@ def check_file(path: str, rules: Sequence[Rule], static: bool = False, options=N
 
 
 def _write_fixed(facts, changes: list, result: ModelResult, options) -> None:
-    from kerascheck.repair import write_fixed
+    from kerascheck.diagnosis.repair import write_fixed
 
     records = [r for f in result.findings for r in f.evidence.get("fix_verified", ()) if r["verdict"] == "verified"]
     try:
@@ -234,11 +214,12 @@ def _write_fixed(facts, changes: list, result: ModelResult, options) -> None:
 
 class _TierBuilder:
     """Builds the model, graph and probe tiers at most once per file, and only when asked."""
-
     def __init__(self, facts: Facts, rules: Sequence[Rule], options, result: ModelResult):
-        self.facts, self.options, self.result = facts, options, result
+        self.facts, self.result = facts, result
+        self.options = options if options is not None else Options()
         self.want = {need for r in rules for need in r.needs}
         self.failed: dict[str, str] = {}
+        self.runnable = None  # what the file's format hands the model tier (kerascheck.formats.load)
 
     def ensure(self, tier: str) -> str | None:
         """None when the tier is ready, else the reason it cannot be built."""
@@ -257,7 +238,7 @@ class _TierBuilder:
                 self._probe()
             if tier == "graph" and self.facts.graph is None:
                 self._graph()
-        except _Unavailable as exc:
+        except TierUnavailable as exc:
             reason = str(exc)
             if tier == "graph" and "model" in self.failed:
                 reason = _lambda_reason(self.facts.spec, self.options) or reason
@@ -283,7 +264,7 @@ class _TierBuilder:
 
     def read_data(self) -> None:
         """The arrays of --data, read once for every rule that reads them (and the probes)."""
-        from kerascheck.probe.data import read_arrays
+        from kerascheck.tiers.probe.data import read_arrays
 
         try:
             self.facts.data = read_arrays(self.options.data)
@@ -301,85 +282,62 @@ class _TierBuilder:
             return
         self.ensure("probe")
 
-    def _options(self):
-        from kerascheck.modeltier import Options
-
-        if self.options is None:
-            self.options = Options()
-        return self.options
-
     def _load(self):
-        if self.facts.spec.format == "savedmodel":  # SavedModel folders: kerascheck.savedmodel (issue 14)
-            from kerascheck.savedmodel import tiers
-
-            return tiers.load(self)
-        from kerascheck.modeltier import TierUnavailable, load_model
-        from kerascheck.probe import prepare
-
-        options = self._options()
-        loaded = False
+        """What the file's format hands the other tiers to run (a loaded Keras model, a serving function)."""
+        options = self.options
         try:
             with _quiet(options):
-                model = load_model(self.facts.spec, options)
-                loaded = True
-                self.facts.info = prepare(model, self.facts.spec, options, self.facts.data)
-                self.facts.model = model
+                runnable = formats.load(self.facts.spec, options, self.facts.data)
         except TierUnavailable as exc:
-            what = "the model loaded, but kerascheck could not run it" if loaded else "the model was not loaded"
-            self.failed["model"] = self.failed["probe"] = f"{what}: {exc}"
-            raise _Unavailable(self.failed["model"]) from None
+            self.failed["model"] = self.failed["probe"] = str(exc)
+            raise
         except (InputError, UsageError) as exc:
             self.result.errors.append({"message": str(exc)})
             why = "kerascheck could not use --data with this model" if str(exc).startswith("--data") else \
                 "the model could not be loaded"
             self.failed["model"] = self.failed["probe"] = f"{why} (see the error above)"
-            raise _Unavailable(self.failed["model"]) from None
+            raise TierUnavailable(self.failed["model"]) from None
         except Exception as exc:  # TensorFlow refusing the model is a fact about the model, not a crash
             reason = _internal(exc, options, "loading the model")
             self.failed["model"] = self.failed["probe"] = reason
-            raise _Unavailable(reason) from None
-        self.facts.spec = _with_live_classes(self.facts.spec, self.facts.info)
+            raise TierUnavailable(reason) from None
+        self.runnable = runnable
+        # Rules read the Keras model and what the model tier learned of it (ModelInfo); a format that
+        # hands no Keras model (a SavedModel's serving function) leaves `info` empty.
+        keras_model = getattr(runnable, "kind", None) == "keras"
+        self.facts.model = runnable.model if keras_model else runnable
+        self.facts.info = runnable if keras_model else None
+        self.facts.spec = getattr(runnable, "spec", None) or self.facts.spec
         self.result.tiers.append("model")
 
     def _graph(self):
-        if self.facts.spec.format == "savedmodel":  # SavedModel folders: kerascheck.savedmodel (issue 14)
-            from kerascheck.savedmodel import tiers
+        from kerascheck.tiers.graph.build import build as build_graph
 
-            return tiers.graph(self)
-        from kerascheck.graph import build_graph
-        from kerascheck.modeltier import TierUnavailable
-
-        options = self._options()
+        options = self.options
         try:
             with _quiet(options):
-                self.facts.graph = build_graph(self.facts.info, self.facts.spec, options)
-        except TierUnavailable as exc:
-            raise _Unavailable(f"the graph could not be built: {exc}") from None
+                self.facts.graph = build_graph(self.runnable, self.facts.spec, options)
+        except TierUnavailable:
+            raise
         except Exception as exc:
-            raise _Unavailable(_internal(exc, options, "the graph could not be built")) from None
+            raise TierUnavailable(_internal(exc, options, "the graph could not be built")) from None
         self.result.tiers.append("graph")
         self.result.graph = self.facts.graph
 
     def _probe(self):
-        if self.facts.spec.format == "savedmodel":  # SavedModel folders: kerascheck.savedmodel (issue 14)
-            from kerascheck.savedmodel import tiers
+        from kerascheck.tiers.probe.run import run_probes
 
-            return tiers.probe(self)
-        from kerascheck.errors import UsageError
-        from kerascheck.modeltier import TierUnavailable
-        from kerascheck.probe import run_probes
-
-        options = self._options()
+        options = self.options
         try:
             with _quiet(options):
-                self.facts.probe = run_probes(self.facts.info, self.facts.spec, options, self.want)
+                self.facts.probe = run_probes(self.runnable, self.facts.spec, options, self.want)
         except TierUnavailable as exc:
-            raise _Unavailable(f"the probes could not run: {exc}") from None
+            raise TierUnavailable(f"the probes could not run: {exc}") from None
         except UsageError as exc:
             self.result.errors.append({"message": str(exc)})
-            raise _Unavailable(f"the probes could not run: {exc}") from None
+            raise TierUnavailable(f"the probes could not run: {exc}") from None
         except Exception as exc:  # TensorFlow refusing the model is a fact about the model, not a crash
-            raise _Unavailable(_internal(exc, options, "the probes could not run")) from None
+            raise TierUnavailable(_internal(exc, options, "the probes could not run")) from None
         self.result.tiers.append("probe")
         self.result.probe = self.facts.probe
 
@@ -388,16 +346,10 @@ _PROBE_NAMES = {"train": "training", "overfit": "overfit", "batch": "batch-depen
                 "activations": "activation-statistics", "data": "data-statistics"}
 
 
-class _Unavailable(Exception):
-    pass
-
-
 def _internal(exc: BaseException, options, what: str) -> str:
     """The reason a tier failed on an unexpected exception; the traceback under --verbose."""
     if os.environ.get("KERASCHECK_DEBUG"):
         raise exc
-    from kerascheck.modelio import error_line
-
     if options is not None and getattr(options, "verbose", False):
         traceback.print_exception(exc)
     return f"{what}: {error_line(exc)}"
@@ -405,13 +357,10 @@ def _internal(exc: BaseException, options, what: str) -> str:
 
 class _quiet:
     """Python warnings off while a tier is built (Keras warns about what rules report properly)."""
-
     def __init__(self, options):
         self.verbose = bool(getattr(options, "verbose", False))
 
     def __enter__(self):
-        import warnings
-
         self._catch = warnings.catch_warnings()
         self._catch.__enter__()
         if not self.verbose:
@@ -420,37 +369,6 @@ class _quiet:
 
     def __exit__(self, *exc):
         self._catch.__exit__(*exc)
-
-
-def _with_live_classes(spec, info):
-    """For a subclassed model, the spec's layers with the classes and configs of the loaded layers.
-
-    The file names no classes for a subclass's layers; the reader guessed them. The
-    loaded model knows them, and Keras's own layers' configs are safe to read.
-    """
-    from dataclasses import replace
-
-    from kerascheck.reader import is_subclassed
-
-    if info is None or not is_subclassed(spec.config):
-        return spec
-    by_path = {path: layer for path, layer in info.paths.values()}
-    layers = []
-    for layer in spec.layers:
-        live = by_path.get(layer.qualname)
-        if live is not None:
-            cls = type(live)
-            module = getattr(cls, "__module__", "") or ""
-            try:
-                config = live.get_config() if module.startswith("keras") else dict(layer.config)
-            except Exception:
-                config = dict(layer.config)
-            layer = replace(layer, class_name=cls.__name__, module=module, config=config)
-        layers.append(layer)
-    new = replace(spec, layers=tuple(layers))
-    for key in ("_qualname_cache", "_graph"):
-        new.__dict__.pop(key, None)
-    return new
 
 
 def _lambda_reason(spec, options) -> str | None:
@@ -467,8 +385,6 @@ def _lambda_reason(spec, options) -> str | None:
 
 def library_notes(spec) -> list:
     """What Keras-family libraries the file's classes come from: library code, never the user's."""
-    from kerascheck.modeltier import LIBRARIES, installed_library, library_classes
-
     notes = []
     for lib, names in library_classes(spec.config).items():
         version = installed_library(lib)
@@ -499,7 +415,7 @@ def _carries_code(config) -> bool:
     return not isinstance(function, str)
 
 
-def _run_rule(rule: Rule, facts: Facts, result: ModelResult, options=None) -> None:
+def run_rule(rule: Rule, facts: Facts, result: ModelResult, options=None) -> None:
     try:
         result.findings.extend(rule.check(facts))
     except Skip as exc:
@@ -529,22 +445,4 @@ def needs_loading(rules: Sequence[Rule], static: bool, options=None) -> bool:
     return any(r.tier != "spec" or (n and (n != {"data"} or data)) for r, n in zip(rules, needs))
 
 
-def check_paths(paths: Sequence[str], rules: Sequence[Rule], static: bool = False, options=None,
-                limits=None) -> Report:
-    """Check every model under `paths`.
-
-    With `limits`, each file is checked in a worker process with a timeout and a
-    memory limit (kerascheck.isolation); without, in this process (the Python API,
-    where the caller's registered classes must be visible).
-    """
-    files = expand_paths(paths)
-    if limits is not None and files:
-        from kerascheck.isolation import check_isolated
-
-        method = "spawn" if needs_loading(rules, static, options) or "tensorflow" in sys.modules else "fork"
-        return Report(models=check_isolated(files, list(rules), static, options, limits, method),
-                      rules=list(rules))
-    return Report(models=[check_file(p, rules, static, options) for p in files], rules=list(rules))
-
-
-__all__ = ["TIERS", "Report", "ModelResult", "all_rules", "select_rules", "check_paths", "check_file", "expand_paths"]
+__all__ = ["TIERS", "Report", "ModelResult", "all_rules", "find_rule", "select_rules", "check_file", "run_rule"]

@@ -14,3 +14,8 @@ class InputError(Exception):
 
 class UsageError(Exception):
     """Bad flags or configuration: one line on stderr, exit 2."""
+
+
+class TierUnavailable(Exception):
+    """A tier could not be built (or a format's model cannot be run); the rules that need it are skipped
+    with this reason."""

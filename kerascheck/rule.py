@@ -92,9 +92,9 @@ class Facts:
     rule needs them.
     """
 
-    spec: Any  # kerascheck.spec.ModelSpec
+    spec: Any  # kerascheck.facts.spec.ModelSpec
     model: Any = None  # the keras.Model kerascheck loaded (its own copy)
-    info: Any = None  # kerascheck.probe.ModelInfo: inputs, outputs, layer names, what outputs mean
-    data: Any = None  # kerascheck.probe.data.RawData: the arrays of --data as given (None without --data)
-    graph: Any = None  # kerascheck.graph.GraphFacts
-    probe: Any = None  # kerascheck.probe.ProbeResults
+    info: Any = None  # kerascheck.tiers.probe.run.ModelInfo: inputs, outputs, layer names, what outputs mean
+    data: Any = None  # kerascheck.tiers.probe.data.RawData: the arrays of --data as given (None without --data)
+    graph: Any = None  # kerascheck.tiers.graph.analysis.GraphFacts
+    probe: Any = None  # kerascheck.tiers.probe.results.ProbeResults

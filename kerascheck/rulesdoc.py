@@ -5,12 +5,13 @@
 from __future__ import annotations
 
 import sys
+from kerascheck.engine import all_rules
+from kerascheck.diagnosis.links import DIRECT_LINKS
 
 START, END = "<!-- rules:start -->", "<!-- rules:end -->"
 
 
 def rule_table() -> str:
-    from kerascheck.engine import all_rules
 
     rows = ["| Code | Rule | Default severity | Needs | What it flags |", "|---|---|---|---|---|"]
     for rule in all_rules():
@@ -24,8 +25,6 @@ LINKS_START, LINKS_END = "<!-- links:start -->", "<!-- links:end -->"
 
 def links_list() -> str:
     """The links kerascheck folds without an intervention, and why each needs none."""
-    from kerascheck.diagnosis import DIRECT_LINKS
-
     return "\n".join(f"- **{name}**: {why}." for name, why in DIRECT_LINKS.items())
 
 

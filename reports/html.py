@@ -10,9 +10,10 @@ import re
 
 import jinja2
 
-from kerascheck import __version__
+from kerascheck.version import __version__
 from kerascheck.reports.sarif import source_of
 from kerascheck.reports import svg
+from kerascheck.reports.text import verified_line
 
 SEVERITIES = ("error", "warning", "info")
 
@@ -76,8 +77,6 @@ def _probe_charts(probe) -> list[dict]:
 
 def _fixes(f) -> list[dict]:
     """Each fix kerascheck tried for this finding: its line, and the loss before and after on one chart."""
-    from kerascheck.reports.text import verified_line
-
     out = []
     for v in f.evidence.get("fix_verified", ()):
         before = (v.get("before") or {}).get("losses") or []

@@ -6,16 +6,16 @@ import math
 
 import numpy as np
 
-from kerascheck import __version__
+from kerascheck.version import __version__
 
 
-def _clean(value):
+def json_safe(value):
     if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
+        return [json_safe(v) for v in value]
     if isinstance(value, np.ndarray):
-        return _clean(value.tolist())
+        return json_safe(value.tolist())
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
@@ -24,7 +24,7 @@ def _clean(value):
 
 
 def to_json_dict(report) -> dict:
-    return {"tool": "kerascheck", "version": __version__, "models": [_clean(m.to_dict()) for m in report.models]}
+    return {"tool": "kerascheck", "version": __version__, "models": [json_safe(m.to_dict()) for m in report.models]}
 
 
 def render_json(report) -> str:

@@ -5,8 +5,8 @@ import hashlib
 import json
 import os
 
-from kerascheck import __version__
-from kerascheck.reports.json_report import _clean
+from kerascheck.version import __version__
+from kerascheck.reports.json_report import json_safe
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 LEVELS = {"error": "error", "warning": "warning", "info": "note"}
@@ -74,7 +74,7 @@ def to_sarif(report) -> dict:
                 "message": {"text": f"{where}{f.message} Fix: {f.fix}{also}"},
                 "locations": [_location(model.path, f.layer)],
                 "partialFingerprints": {"kerascheckFinding/v1": _fingerprint(f, model.path, seen[key])},
-                "properties": {"rule": f.rule, "evidence": _clean(dict(f.evidence))},
+                "properties": {"rule": f.rule, "evidence": json_safe(dict(f.evidence))},
             }
             source = source_of(f)
             if source:
@@ -100,7 +100,7 @@ def to_sarif(report) -> dict:
             "results": results,
             # What ran on each model (tiers, rules, and what the probes trained with and on), as the
             # JSON report has it: a reviewer can tell a clean result from one nothing could judge.
-            "properties": {"models": [_clean({
+            "properties": {"models": [json_safe({
                 "path": model.path, "tiers": list(model.tiers), "rules_run": model.rules_run,
                 "rules_total": model.rules_total, "skipped": list(model.skipped),
                 "probes": model.probe.record() if model.probe is not None and hasattr(model.probe, "record")

@@ -33,7 +33,7 @@ def call(self, x):
     return x - keras.ops.mean(x, axis=-1, keepdims=True)
 ```
 """
-from kerascheck.probe_evidence import context
+from kerascheck.tiers.probe.evidence import context
 from kerascheck.rule import Rule, Skip
 
 RULE = Rule(name="batch-dependence", code="KC602", severity="error", tier="probe", needs=("batch",))

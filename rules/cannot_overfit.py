@@ -61,7 +61,7 @@ Use instead:
 outputs = keras.layers.Dense(1, activation="sigmoid")(x)
 ```
 """
-from kerascheck.probe_evidence import context, data_note
+from kerascheck.tiers.probe.evidence import context, data_note
 from kerascheck.rule import Rule, Skip
 
 RULE = Rule(name="cannot-overfit", code="KC601", severity="error", tier="probe", needs=("overfit",))

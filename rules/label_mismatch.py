@@ -82,9 +82,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kerascheck.keras_names import BUILTIN_LAYERS
+from kerascheck.facts.keras_names import BUILTIN_LAYERS
 from kerascheck.rule import Rule, Skip
-from kerascheck.topology import ACTIVATION_LAYERS, graph_of
+from kerascheck.facts.topology import ACTIVATION_LAYERS, graph_of
 
 RULE = Rule(name="label-mismatch", code="KC204", severity="error", tier="spec", needs=("arrays", "outputs"))
 

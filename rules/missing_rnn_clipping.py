@@ -43,7 +43,9 @@ When the model was saved without its optimizer, kerascheck cannot see the
 clipping and says so at info severity.
 """
 from kerascheck.rule import Rule, Skip
-from kerascheck.topology import RECURRENT_CLASSES, inner_classes
+from kerascheck.facts.topology import RECURRENT_CLASSES, inner_classes
+from kerascheck.tiers.probe.gradients import gradient_run, spikes
+from kerascheck.tiers.probe.evidence import context
 
 RULE = Rule(name="missing-rnn-clipping", code="KC201", severity="warning", tier="spec", needs=("train",))
 
@@ -85,7 +87,6 @@ def recurrent_layers(spec, info=None):
 
 class _Live:
     """A layer known only from the loaded model (a subclass's attribute, a custom layer's inside)."""
-
     def __init__(self, qualname: str, class_name: str):
         self.qualname, self.class_name, self.is_model = qualname, class_name, False
 
@@ -108,9 +109,6 @@ HIGH_RATES = {"Adam": 3e-3, "AdamW": 3e-3, "Nadam": 3e-3, "Adamax": 1e-2, "RMSpr
 
 def _probe_evidence(facts) -> tuple[str, dict, bool | None]:
     """When the probes ran: (sentence, evidence, whether they saw gradient spikes); None: no probes."""
-    from kerascheck.gradients import gradient_run, spikes
-    from kerascheck.probe_evidence import context
-
     probe = facts.probe
     run = gradient_run(probe) if probe is not None else None
     if run is None or run.steps_done < 10:
@@ -132,7 +130,6 @@ def _probe_evidence(facts) -> tuple[str, dict, bool | None]:
 
 
 def check(facts):
-
     spec = facts.spec
     found = list(recurrent_layers(spec, facts.info))
     if not found:

@@ -45,7 +45,7 @@ Use instead:
         return (x - mean) / keras.ops.sqrt(var + 1e-5)
 ```
 """
-from kerascheck.graph_findings import report
+from kerascheck.tiers.graph.findings import report
 from kerascheck.rule import Rule
 
 RULE = Rule(name="risky-division", code="KC102", severity="warning", tier="graph")

@@ -46,9 +46,9 @@ outputs = keras.layers.Dense(10)(x)  # logits
 model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
 ```
 """
-from kerascheck.keras_names import BUILTIN_LAYERS
+from kerascheck.facts.keras_names import BUILTIN_LAYERS
 from kerascheck.rule import Rule, Skip
-from kerascheck.topology import graph_of
+from kerascheck.facts.topology import graph_of
 
 RULE = Rule(name="softmax-loss-mismatch", code="KC202", severity="error", tier="spec", needs=("outputs",))
 

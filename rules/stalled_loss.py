@@ -37,7 +37,7 @@ model.fit(x, y, epochs=50, callbacks=[keras.callbacks.ReduceLROnPlateau(monitor=
 """
 import math
 
-from kerascheck.probe_evidence import context
+from kerascheck.tiers.probe.evidence import context
 from kerascheck.rule import LIVE_ONLY, Rule, Skip
 
 RULE = Rule(name="stalled-loss", needs=("live",), code="KC606", severity="warning", tier="probe")

@@ -43,7 +43,7 @@ keras.layers.BatchNormalization(momentum=0.9)
 """
 import math
 
-from kerascheck.probe_evidence import context
+from kerascheck.tiers.probe.evidence import context
 from kerascheck.rule import LIVE_ONLY, Rule, Skip
 
 RULE = Rule(name="train-inference-gap", needs=("live",), code="KC607", severity="warning", tier="probe")

@@ -65,12 +65,12 @@ x = Double()(x)
 import base64
 import binascii
 import builtins
-import contextlib
-import os
 import re
 import sys
 
-from kerascheck.keras_names import BUILTIN_LAYERS
+from kerascheck.facts.keras_names import BUILTIN_LAYERS
+from kerascheck.facts.libraries import LIBRARIES
+from kerascheck.formats.savedmodel.audit import audit
 from kerascheck.rule import Rule
 
 RULE = Rule(name="unsafe-code", code="KC501", severity="error", tier="spec")
@@ -141,16 +141,20 @@ _FIX_BYTECODE = ("Replace the Lambda with a registered custom layer whose code l
                  "(@keras.saving.register_keras_serializable()), and re-save the model.")
 
 
+def audit_savedmodel(spec):
+    """The audit of a SavedModel folder: its graphs' ops, its files, and tf.keras's metadata config
+    through this rule's own check; `.blocking` keeps the folder from being run."""
+    return audit(spec, RULE, check)
+
+
 def _bad_name(name) -> bool:
     return isinstance(name, str) and ("/" in name or "\\" in name or ".." in name or "\x00" in name)
 
 
 def check(facts):
     spec = facts.spec
-    if spec.format == "savedmodel":  # SavedModel folders: the graph audit in kerascheck.savedmodel (issue 14)
-        from kerascheck.savedmodel.audit import check as check_savedmodel
-
-        yield from check_savedmodel(facts)
+    if spec.format == "savedmodel":  # SavedModel folders: the graph audit in kerascheck.formats.savedmodel (issue 14)
+        yield from audit_savedmodel(spec).findings
         return
     owners = {id(layer.config): layer for layer in spec.layers}
     seen: set = set()
@@ -265,8 +269,6 @@ def _inventory(spec, layer_classes: set) -> dict:
 
 def _library(module, registered) -> bool:
     """A class of a Keras-family library (KerasHub's "keras_hub>GPT2CausalLM"): not the user's code."""
-    from kerascheck.modeltier import LIBRARIES
-
     package = str(registered).split(">")[0] if ">" in str(registered or "") else str(module or "").split(".")[0]
     return package in LIBRARIES
 
@@ -286,26 +288,13 @@ def _users(module, name, registered, function: bool = False) -> bool:
 
 
 def _training_config(spec):
-    """The training_config of a legacy .h5 file, read as the reader reads model_config.
+    """The training_config as saved (an .h5's attribute, a tf.keras SavedModel's metadata), whole.
 
-    The spec keeps only the parts of it the other rules use; a config can name code in
-    any part (metrics, loss_weights, optimizer_config), and Keras deserializes all of
-    them when it compiles a loaded .h5 model.
+    The spec's compile settings keep only the parts the other rules use; a config can name
+    code in any part (metrics, loss_weights, optimizer_config), and Keras deserializes all
+    of them when it compiles a loaded .h5 model.
     """
-    if getattr(spec, "training_config", None) is not None:
-        return spec.training_config
-    if spec.format != "h5" or not os.path.isfile(spec.path):
-        return None
-    from kerascheck import reader
-
-    try:
-        with contextlib.ExitStack() as stack:
-            h5 = reader._open_h5(spec.path, "file", stack, limit_bytes=os.path.getsize(spec.path))
-            if "training_config" not in h5.attrs:
-                return None
-            return reader._load_json(reader._read_attr_bytes(h5, "training_config"), "training_config")
-    except Exception:  # the reader already read this attribute once; a failure now is a race, not the file
-        return None
+    return spec.training_config
 
 
 # ------------------------------------------------------------------------- the walk

@@ -40,7 +40,7 @@ Use instead:
         return keras.ops.softmax(scores, axis=-1)
 ```
 """
-from kerascheck.graph_findings import report
+from kerascheck.tiers.graph.findings import report
 from kerascheck.rule import Rule
 
 RULE = Rule(name="unstable-softmax", code="KC101", severity="warning", tier="graph")

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 import multiprocessing
 
 from kerascheck.engine import select_rules
-from kerascheck.isolation import Limits, Worker
+from kerascheck.runners.isolated import Limits, Worker
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SEEDS = [os.path.join(ROOT, "examples", name) for name in

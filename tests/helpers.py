@@ -1,6 +1,7 @@
 """Shared helpers for tests: running the CLI, saving models, and crafting hostile archives."""
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -38,6 +39,52 @@ def kerascheck(*args: str, cwd: str | None = None, env: dict | None = None, time
     if "--verbose" not in args and "-v" not in args:
         assert_quiet(proc.stderr)
     return proc
+
+
+REPORT_SCHEMA = os.path.join(ROOT, "docs", "report.schema.json")
+
+
+@functools.cache
+def report_validator():
+    """A Draft 7 validator of docs/report.schema.json, the published contract of --format json."""
+    import jsonschema
+
+    with open(REPORT_SCHEMA) as fh:
+        schema = json.load(fh)
+    jsonschema.Draft7Validator.check_schema(schema)
+    return jsonschema.Draft7Validator(schema)
+
+
+def _schema_problems(error, limit: int = 300) -> list[str]:
+    """Lines for a schema error: the JSON path of each failing element, why, and where in the schema.
+
+    For a oneOf/anyOf it is the branches whose type the element has (a probes record that breaks
+    the record's schema, not "is not null") that say what is wrong, at their own deeper paths.
+    """
+    if error.context:
+        near = [e for e in error.context
+                if not (e.validator == "type" and list(e.absolute_path) == list(error.absolute_path))]
+        if near:
+            return [line for e in near for line in _schema_problems(e, limit)]
+    message = error.message if len(error.message) <= limit else error.message[:limit] + " ..."
+    return [f"{error.json_path}: {message} (schema {'/'.join(map(str, error.absolute_schema_path))})"]
+
+
+def json_report(text: str) -> dict:
+    """Parse a kerascheck JSON report and check it against docs/report.schema.json.
+
+    Every JSON report a test reads goes through here: the CLI's `--format json` output (stdout or
+    --output file) and `Report.to_json()` / `render(report, "json")` in-process. A report that breaks
+    the schema fails the test with the JSON path of each element that does not follow it.
+    """
+    report = json.loads(text)
+    errors = sorted(report_validator().iter_errors(report), key=lambda e: [str(p) for p in e.absolute_path])
+    problems = [line for e in errors for line in _schema_problems(e)]
+    if problems:
+        more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
+        raise AssertionError("the JSON report does not follow docs/report.schema.json:\n"
+                             + "\n".join(f"  {line}" for line in problems[:20]) + more)
+    return report
 
 
 def import_file(path, name: str):
@@ -141,7 +188,7 @@ ANY_LAYER = "<any layer>"
 
 def probe_options(**overrides):
     """Options for probe tests: the real defaults, with a budget that a loaded CI machine still meets."""
-    from kerascheck.modeltier import Options
+    from kerascheck.options import Options
 
     return Options(**{"budget": 120.0, **overrides})
 

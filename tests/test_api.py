@@ -1,5 +1,4 @@
 """kerascheck.check(): same rules and findings as the CLI, on a model in memory or a path."""
-import json
 import os
 
 import keras
@@ -7,7 +6,7 @@ import numpy as np
 from keras import layers
 
 import kerascheck
-from helpers import ROOT, kerascheck as run_cli
+from helpers import ROOT, json_report, kerascheck as run_cli
 
 
 def _softmax_one_unit():
@@ -31,9 +30,9 @@ def test_in_memory_model_gives_the_findings_the_cli_gives_for_its_file(tmp_path)
 
     path = tmp_path / "one_unit.keras"
     model.save(path)
-    cli = json.loads(run_cli("--format", "json", "--select", "softmax-loss-mismatch,cannot-overfit",
+    cli = json_report(run_cli("--format", "json", "--select", "softmax-loss-mismatch,cannot-overfit",
                              str(path)).stdout)
-    api = json.loads(report.to_json())
+    api = json_report(report.to_json())
     strip = lambda fs: [{k: v for k, v in f.items() if k != "evidence"} for f in fs]
     assert strip(api["models"][0]["findings"]) == strip(cli["models"][0]["findings"])
 

@@ -10,7 +10,7 @@ import h5py
 import numpy as np
 import pytest
 
-from helpers import ROOT, rewrite_weights, run_measured
+from helpers import ROOT, json_report, rewrite_weights, run_measured
 
 HEALTHY = os.path.join(ROOT, "examples", "healthy.keras")
 LEGACY = os.path.join(ROOT, "examples", "legacy_logits.h5")
@@ -213,7 +213,7 @@ def test_bad_input_is_one_line_exit_2_and_the_run_goes_on(name, tmp_path):
     assert len(lines) == 1, lines
     assert lines[0].startswith(f"kerascheck: error: {bad}: "), lines[0]
     assert phrase in lines[0], lines[0]
-    report = json.loads(proc.stdout)
+    report = json_report(proc.stdout)
     bad_result, healthy = report["models"]
     assert bad_result["path"] == bad and bad_result["errors"] and bad_result["findings"] == []
     assert healthy["path"] == HEALTHY and healthy["errors"] == [] and healthy["findings"] == []
@@ -226,5 +226,5 @@ def test_folder_with_a_saved_model_reports_it_and_checks_the_rest(tmp_path):
     (tmp_path / "notes.txt").write_text("not a model")
     proc = run_static(str(tmp_path))
     assert proc.returncode == 2
-    paths = [m["path"] for m in json.loads(proc.stdout)["models"]]
+    paths = [m["path"] for m in json_report(proc.stdout)["models"]]
     assert paths == [str(tmp_path / "export"), str(tmp_path / "good.keras")]

@@ -9,7 +9,7 @@ import tensorflow as tf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kerascheck.bounds import Bounds
+from kerascheck.tiers.graph.bounds import Bounds
 
 UNARY = {
     "exp": tf.exp, "softplus": tf.math.softplus, "sigmoid": tf.sigmoid, "tanh": tf.tanh, "relu": tf.nn.relu,

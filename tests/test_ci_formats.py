@@ -8,7 +8,7 @@ import shutil
 import jsonschema
 import yaml
 
-from helpers import ROOT, kerascheck, layer_config, rewrite_archive
+from helpers import REPORT_SCHEMA, ROOT, json_report, kerascheck, layer_config, rewrite_archive
 
 EXAMPLES = os.path.join(ROOT, "examples")
 SCHEMA = json.load(open(os.path.join(ROOT, "tests", "data", "sarif-schema-2.1.0.json")))
@@ -103,13 +103,24 @@ def test_the_example_workflow_and_pre_commit_hook_run_what_they_say(tmp_path):
     assert kerascheck(*entry[1:], staged[0]).returncode == 0
 
 
+def test_the_report_schema_is_draft_7_and_the_readme_links_it():
+    """docs/report.schema.json is the contract of --format json: a valid Draft 7 schema, linked from the README."""
+    with open(REPORT_SCHEMA) as fh:
+        schema = json.load(fh)
+    jsonschema.Draft7Validator.check_schema(schema)
+    assert schema["$schema"] == "http://json-schema.org/draft-07/schema#"
+    assert set(schema["required"]) == {"tool", "version", "models"}
+    with open(os.path.join(ROOT, "README.md")) as fh:
+        readme = fh.read()
+    assert "](docs/report.schema.json)" in readme
+    assert not os.path.exists(os.path.join(ROOT, "reports", "report.schema.json"))  # one copy of the contract
+
+
 def test_json_validates_against_its_schema_and_records_the_probes(tmp_path):
-    """The published schema (reports/report.schema.json) holds for findings, errors and the probe record."""
-    schema = json.load(open(os.path.join(ROOT, "reports", "report.schema.json")))
+    """The published schema (docs/report.schema.json) holds for findings, errors and the probe record."""
     proc = kerascheck("--format", "json", "--select", "KC6,KC2", os.path.join(EXAMPLES, "double_softmax.keras"),
                       os.path.join(EXAMPLES, "rnn_without_clipping.keras"), str(tmp_path / "missing.keras"))
-    report = json.loads(proc.stdout)
-    jsonschema.Draft7Validator(schema).validate(report)
+    report = json_report(proc.stdout)  # parses and validates against docs/report.schema.json
     assert proc.returncode == 2
     softmax, rnn, missing = report["models"]
     assert missing["errors"] and missing["probes"] is None

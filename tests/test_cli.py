@@ -1,12 +1,11 @@
 """The command line as a user and a CI job see it."""
-import json
 import os
 import sys
 
 import pytest
 
-from helpers import ROOT, kerascheck
-from kerascheck.engine import ModelResult, _run_rule, all_rules
+from helpers import ROOT, json_report, kerascheck
+from kerascheck.engine import ModelResult, all_rules, run_rule
 from kerascheck.rule import Facts, Rule
 
 EXAMPLES = os.path.join(ROOT, "examples")
@@ -40,7 +39,7 @@ def test_static_run_imports_neither_tensorflow_nor_keras_and_unmarshals_nothing(
                           timeout=60)
     assert proc.returncode == 1, proc.stderr
     assert "HEAVY= MARSHAL=0" in proc.stderr, proc.stderr
-    report = json.loads(proc.stdout)
+    report = json_report(proc.stdout)
     lam = next(m for m in report["models"] if m["path"].endswith("lambda_layer.keras"))
     assert [f["rule"] for f in lam["findings"]] == ["unsafe-code"]
 
@@ -48,7 +47,7 @@ def test_static_run_imports_neither_tensorflow_nor_keras_and_unmarshals_nothing(
 def test_json_output_follows_the_design_contract():
     proc = kerascheck("--format", "json", ex("double_softmax.keras"), ex("healthy.keras"))
     assert proc.returncode == 1
-    report = json.loads(proc.stdout)
+    report = json_report(proc.stdout)
     assert set(report) == {"tool", "version", "models"} and report["tool"] == "kerascheck"
     bad, good = report["models"]
     assert set(bad) == {"path", "format", "findings", "skipped", "errors", "keras_version",
@@ -89,7 +88,7 @@ def test_fail_on_threshold(args, rc):
 
 def test_select_and_ignore_by_name_code_and_prefix():
     def rules_found(*args):
-        report = json.loads(kerascheck("--static", "--format", "json", *args, EXAMPLES).stdout)
+        report = json_report(kerascheck("--static", "--format", "json", *args, EXAMPLES).stdout)
         return sorted({f["rule"] for m in report["models"] for f in m["findings"]})
 
     assert rules_found("--select", "KC2") == ["missing-rnn-clipping", "no-lr-schedule", "softmax-loss-mismatch"]
@@ -127,17 +126,17 @@ def test_output_file(tmp_path):
     out = tmp_path / "report.json"
     proc = kerascheck("--static", "--format", "json", "--output", str(out), ex("healthy.keras"))
     assert proc.returncode == 0 and proc.stdout == ""
-    assert json.loads(out.read_text())["models"][0]["findings"] == []
+    assert json_report(out.read_text())["models"][0]["findings"] == []
 
 
 def test_config_from_setup_cfg_and_pyproject(tmp_path):
     (tmp_path / "setup.cfg").write_text("[kerascheck]\nselect = KC401\nfail-on = error\nformat = json\n")
-    report = json.loads(kerascheck(EXAMPLES, cwd=str(tmp_path)).stdout)
+    report = json_report(kerascheck(EXAMPLES, cwd=str(tmp_path)).stdout)
     assert {f["rule"] for m in report["models"] for f in m["findings"]} == {"unhealthy-weights"}
     # pyproject.toml in the same folder wins; flags win over both.
     (tmp_path / "pyproject.toml").write_text('[tool.kerascheck]\nignore = ["KC4", "KC5"]\nfail-on = "error"\n')
     proc = kerascheck(EXAMPLES, "--static", "--format", "json", cwd=str(tmp_path))
-    rules = {f["rule"] for m in json.loads(proc.stdout)["models"] for f in m["findings"]}
+    rules = {f["rule"] for m in json_report(proc.stdout)["models"] for f in m["findings"]}
     assert rules == {"missing-rnn-clipping", "no-lr-schedule", "softmax-loss-mismatch", "unscaled-inputs"}
     assert proc.returncode == 1  # two softmax-loss-mismatch errors
     (tmp_path / "pyproject.toml").write_text('[tool.kerascheck]\nselct = ["KC4"]\n')
@@ -146,7 +145,7 @@ def test_config_from_setup_cfg_and_pyproject(tmp_path):
 
 
 def test_a_crashing_rule_is_reported_and_the_others_still_run(tmp_path):
-    from kerascheck.reader import open_spec
+    from kerascheck.formats import open_spec
 
     def broken(facts):
         raise ZeroDivisionError("boom")
@@ -155,8 +154,8 @@ def test_a_crashing_rule_is_reported_and_the_others_still_run(tmp_path):
     rule = Rule("broken-rule", "KC999", "warning", "spec", doc="x", check=broken)
     result = ModelResult(path="x")
     with open_spec(ex("bad_init.keras")) as spec:
-        _run_rule(rule, Facts(spec), result)
-        _run_rule(next(r for r in all_rules() if r.name == "unhealthy-weights"), Facts(spec), result)
+        run_rule(rule, Facts(spec), result)
+        run_rule(next(r for r in all_rules() if r.name == "unhealthy-weights"), Facts(spec), result)
     assert "internal error in rule broken-rule (ZeroDivisionError: boom" in result.errors[0]["message"]
     assert [f.layer for f in result.findings] == ["zeros", "huge"]
 
@@ -179,7 +178,8 @@ def test_folder_without_models_warns_and_exits_0(tmp_path):
 
 
 def test_text_report_colours_severities_on_a_terminal():
-    from kerascheck.engine import check_paths, select_rules
+    from kerascheck.engine import select_rules
+    from kerascheck.runners import check_paths
     from kerascheck.reports.text import render_text
 
     report = check_paths([ex("bad_init.keras")], select_rules(), static=True)
@@ -193,7 +193,7 @@ def test_html_report_by_default_with_text_and_only_on_request_with_machine_forma
     assert proc.stdout.strip().endswith("HTML report: kerascheck-report.html")
     assert (tmp_path / "kerascheck-report.html").read_text().startswith("<!DOCTYPE html>")
     (tmp_path / "kerascheck-report.html").unlink()
-    kerascheck("--static", "--format", "json", ex("healthy.keras"), cwd=str(tmp_path))
+    json_report(kerascheck("--static", "--format", "json", ex("healthy.keras"), cwd=str(tmp_path)).stdout)
     kerascheck("--static", "--no-html", ex("healthy.keras"), cwd=str(tmp_path))
     assert not (tmp_path / "kerascheck-report.html").exists()
     proc = kerascheck("--static", "--format", "sarif", "--html", "r.html", ex("healthy.keras"), cwd=str(tmp_path))

@@ -9,7 +9,7 @@ import pytest
 from keras import layers
 
 import zoo
-from helpers import TF_NOISE, kerascheck, probe_options
+from helpers import TF_NOISE, json_report, kerascheck, probe_options
 from kerascheck.engine import Report, all_rules, check_file, select_rules
 from kerascheck.reports import render
 
@@ -211,7 +211,7 @@ def test_cli_shows_the_cause_with_its_consequences_in_text_json_and_sarif(tmp_pa
     # The machine formats render the report the text came from: one in-process check renders both.
     rules = select_rules(fold[1].split(","))
     report = Report(models=[check_file(path, rules, options=probe_options())], rules=rules)
-    js = json.loads(render(report, "json"))
+    js = json_report(render(report, "json"))
     (finding,) = [f for f in js["models"][0]["findings"] if f["evidence"].get("consequences")]
     assert all(set(c) >= {"rule", "layer", "message", "proof"} for c in finding["evidence"]["consequences"])
     folded = {c["rule"] for c in finding["evidence"]["consequences"]}

@@ -1,11 +1,10 @@
 """README and the bundled examples stay true."""
-import json
 import os
 
 import keras
 
-from helpers import ROOT, kerascheck
-from kerascheck.keras_names import BUILTIN_LAYERS
+from helpers import ROOT, json_report, kerascheck
+from kerascheck.facts.keras_names import BUILTIN_LAYERS
 from kerascheck.rulesdoc import rule_table, with_table
 
 # What each bundled example is there to show (README's demo relies on it).
@@ -33,7 +32,7 @@ def test_bundled_examples_show_what_they_are_for():
     proc = kerascheck("--static", "--format", "json", os.path.join(ROOT, "examples"))
     assert proc.returncode == 1, proc.stderr
     got = {os.path.basename(m["path"]): {(f["rule"], f["layer"]) for f in m["findings"]}
-           for m in json.loads(proc.stdout)["models"]}
+           for m in json_report(proc.stdout)["models"]}
     assert got == EXPECTED
 
 
@@ -46,7 +45,7 @@ def test_bundled_examples_under_the_probes():
     proc = kerascheck("--format", "json", "--select", "KC1,KC6", "--custom-objects",
                       os.path.join(ROOT, "examples", "custom_layers.py"), os.path.join(ROOT, "examples"))
     assert proc.returncode == 1, proc.stderr
-    models = {os.path.basename(m["path"]): m for m in json.loads(proc.stdout)["models"]}
+    models = {os.path.basename(m["path"]): m for m in json_report(proc.stdout)["models"]}
     graph = {(f["rule"], f["layer"], f["severity"], f["evidence"]["source"]["line"])
              for f in models["custom_norm.keras"]["findings"] if f["code"] in ("KC101", "KC102")}
     assert graph == {("risky-division", "standardize", "error", 16), ("unstable-softmax", "attention", "error", 24)}

@@ -5,21 +5,20 @@ themselves): labels (N,) for an output (N, 1); scalar dict inputs, strings inclu
 XOR data set; labels only for the output that has a loss; sequences too short for strided convolutions;
 a model whose code prints while it loads.
 """
-import json
 import os
 
 import keras
 import numpy as np
 from keras import layers
 
-from helpers import kerascheck
+from helpers import json_report, kerascheck
 
 PROBE_RULES = "nan-in-training,cannot-overfit,exploding-gradients,vanishing-gradients,batch-dependence,dead-units"
 
 
 def _json(*args):
     proc = kerascheck(*args, "--format", "json", "--no-html", "--fail-on", "error")
-    return proc, (json.loads(proc.stdout)["models"][0] if proc.stdout.strip() else None)
+    return proc, (json_report(proc.stdout)["models"][0] if proc.stdout.strip() else None)
 
 
 def _probe_skips(model) -> dict:
@@ -131,11 +130,11 @@ def test_what_the_models_code_prints_stays_out_of_the_report(tmp_path):
     m.save(tmp_path / "noisy.keras")
     proc = kerascheck(str(tmp_path / "noisy.keras"), "--custom-objects", str(code), "--format", "json",
                       "--select", "cannot-overfit")
-    report = json.loads(proc.stdout)
+    report = json_report(proc.stdout)
     assert report["models"][0]["path"].endswith("noisy.keras") and "summary table" not in proc.stdout
     loud = kerascheck(str(tmp_path / "noisy.keras"), "--custom-objects", str(code), "--format", "json",
                       "--select", "cannot-overfit", "--verbose")
-    json.loads(loud.stdout)
+    json_report(loud.stdout)
     assert "summary table printed by the user code" in loud.stderr
 
 

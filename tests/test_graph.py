@@ -7,7 +7,7 @@ import textwrap
 import jsonschema
 import pytest
 
-from helpers import ROOT, import_file, kerascheck
+from helpers import ROOT, import_file, json_report, kerascheck
 
 USER_CODE = textwrap.dedent('''\
     import keras
@@ -77,7 +77,7 @@ def test_text_points_at_the_users_file_and_line(user_model):
 
 def test_json_evidence_names_the_op_and_its_source(user_model):
     proc = _run(user_model, "--format", "json")
-    findings = {f["rule"]: f for f in json.loads(proc.stdout)["models"][0]["findings"] if f["layer"]}
+    findings = {f["rule"]: f for f in json_report(proc.stdout)["models"][0]["findings"] if f["layer"]}
     division = findings["risky-division"]["evidence"]
     assert division["source"] == {"file": "userlayers.py", "line": DIVISION_LINE,
                                   "code": "return (x - mean) / ops.sqrt(var)"}
@@ -109,7 +109,7 @@ def test_sarif_and_github_annotate_the_source_line(user_model):
 
 def test_static_skips_the_graph_rules_with_the_reason(user_model):
     proc = _run(user_model, "--static", "--format", "json")
-    skipped = {s["rule"]: s["reason"] for s in json.loads(proc.stdout)["models"][0]["skipped"]}
+    skipped = {s["rule"]: s["reason"] for s in json_report(proc.stdout)["models"][0]["skipped"]}
     assert "graph tier" in skipped["risky-division"] and "graph tier" in skipped["unstable-softmax"]
     assert proc.returncode == 0
 
@@ -136,8 +136,8 @@ def test_no_false_positives_on_keras_applications(name):
     import keras
 
     from kerascheck.engine import select_rules
-    from kerascheck.graph import build_graph
-    from kerascheck.modeltier import Options
+    from kerascheck.tiers.graph.trace import build_graph
+    from kerascheck.options import Options
     from kerascheck.rule import Facts
 
     model = getattr(keras.applications, name)(weights=None)
@@ -155,8 +155,8 @@ def test_confirmation_fetches_within_a_memory_budget(monkeypatch):
     """Past the budget of fetched values a suspect stays an unconfirmed warning, not a memory blow-up."""
     import keras
 
-    from kerascheck import graph as graph_module
-    from kerascheck.modeltier import Options
+    from kerascheck.tiers.graph import trace as graph_module
+    from kerascheck.options import Options
 
     @keras.saving.register_keras_serializable(package="kc_graph_budget")
     class Share(keras.layers.Layer):
@@ -179,8 +179,8 @@ def test_keras_layers_that_divide_pass_the_analysis_when_judged_as_user_code():
     import numpy as np
     from keras import layers
 
-    from kerascheck.graph import build_graph
-    from kerascheck.modeltier import Options
+    from kerascheck.tiers.graph.trace import build_graph
+    from kerascheck.options import Options
 
     inp = keras.Input((6, 8))
     x = layers.MultiHeadAttention(2, 4)(inp, inp)

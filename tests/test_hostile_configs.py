@@ -5,14 +5,13 @@ files with --static (the spec tier judges these shapes), and the CVE gadget file
 h5 ones and the issue's two originals with all tiers, to show Keras never loads them.
 Each shape must be an unsafe-code error naming its CVE, and its marker must not exist.
 """
-import json
 import os
 
 import keras
 import pytest
 from keras import layers
 
-from helpers import ROOT, kerascheck
+from helpers import ROOT, json_report, kerascheck
 from hostile_corpus import NAMES, build_corpus
 
 TIME_CEILING_S = 240
@@ -22,7 +21,7 @@ def _run(paths, *flags, env=None):
     # subprocess.run reads the (large) JSON while the process runs; run_measured polls and would fill the pipe.
     proc = kerascheck("--format", "json", "--no-html", *flags, *paths, env=env, timeout=TIME_CEILING_S)
     assert "Traceback" not in proc.stdout + proc.stderr, proc.stderr
-    return proc, {os.path.basename(m["path"]): m for m in json.loads(proc.stdout)["models"]}
+    return proc, {os.path.basename(m["path"]): m for m in json_report(proc.stdout)["models"]}
 
 
 @pytest.fixture(scope="module")

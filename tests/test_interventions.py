@@ -5,7 +5,6 @@ on: which finding is the cause, the proof attached to each consequence, the numb
 the fix, and a written copy that re-checks clean of what was repaired.
 """
 import hashlib
-import json
 import os
 
 import keras
@@ -13,7 +12,7 @@ import numpy as np
 import pytest
 from keras import layers
 
-from helpers import kerascheck, probe_options
+from helpers import json_report, kerascheck, probe_options
 from kerascheck.engine import Report, all_rules, check_file
 from kerascheck.reports import render
 
@@ -107,7 +106,7 @@ def test_fix_out_writes_a_copy_that_rechecks_clean_and_leaves_the_original_alone
     before = hashlib.sha256(open(path, "rb").read()).hexdigest()
     out = tmp_path / "fixed"
     run = kerascheck(path, "--data", data, "--fix-out", str(out), "--format", "json")
-    report = json.loads(run.stdout)["models"][0]
+    report = json_report(run.stdout)["models"][0]
     fixed = report["fixed"]
     assert fixed["path"] == str(out / "linear.fixed.keras") and os.path.exists(fixed["path"])
     assert any("relu in the hidden layers 'd1', 'd2'" in w for w in fixed["written"])

@@ -1,12 +1,11 @@
 """Models that hang or blow up memory cost one file (exit 2), not the run."""
-import json
 import os
 import textwrap
 
 import keras
 import pytest
 
-from helpers import ROOT, kerascheck
+from helpers import ROOT, json_report, kerascheck
 
 HEALTHY = os.path.join(ROOT, "examples", "healthy.keras")
 
@@ -60,7 +59,7 @@ def test_a_hanging_model_times_out_and_the_next_file_is_checked(hostile):
     assert proc.returncode == 2
     assert proc.stderr.strip() == (f"kerascheck: error: {paths['Sleeper']}: checking it took longer than "
                                    "--timeout 12 s and was stopped")
-    sleeper, healthy = json.loads(proc.stdout)["models"]
+    sleeper, healthy = json_report(proc.stdout)["models"]
     assert sleeper["errors"] and healthy["errors"] == [] and healthy["findings"] == []
 
 
@@ -71,7 +70,7 @@ def test_a_model_that_eats_memory_is_stopped_at_the_limit(hostile):
     assert proc.returncode == 2
     assert proc.stderr.strip() == (f"kerascheck: error: {paths['Hoarder']}: checking it used more than 2500 MiB "
                                    "of memory (--max-memory) and was stopped")
-    assert json.loads(proc.stdout)["models"][1]["errors"] == []
+    assert json_report(proc.stdout)["models"][1]["errors"] == []
 
 
 def test_parallel_jobs_give_the_same_report():
@@ -79,7 +78,7 @@ def test_parallel_jobs_give_the_same_report():
                 ("double_softmax.keras", "legacy_logits.h5")]
 
     def run(*args):
-        models = json.loads(kerascheck("--format", "json", "--select", "KC1,KC6,KC4", *args, *examples).stdout)
+        models = json_report(kerascheck("--format", "json", "--select", "KC1,KC6,KC4", *args, *examples).stdout)
         for m in models["models"]:
             for f in m["findings"]:
                 f["evidence"].pop("probe_seconds", None)

@@ -8,11 +8,10 @@ resnet_image_classifier_test.py), which shows a real KerasHub bug: with activati
 default loss is built with from_logits=True, because ImageClassifier.compile() runs in the
 constructor before the activation is set. bench/corpus/models/hub_* hold the other task families.
 """
-import json
 
 import pytest
 
-from helpers import kerascheck
+from helpers import json_report, kerascheck
 
 keras_hub = pytest.importorskip("keras_hub")
 
@@ -38,7 +37,7 @@ def classifier(tmp_path_factory):
 
 def test_a_keras_hub_task_loads_without_custom_objects_and_is_not_the_users_code(classifier):
     proc = kerascheck(str(classifier), "--format", "json", "--select", "unsafe-code,softmax-loss-mismatch,dead-units")
-    model = json.loads(proc.stdout)["models"][0]
+    model = json_report(proc.stdout)["models"][0]
     assert proc.returncode == 1 and not model["errors"], proc.stderr  # a finding, not "needs the custom class"
     assert model["notes"] == ["uses KerasHub classes (keras_hub " + keras_hub.__version__ + " is installed; library "
                               "code, not yours): ResNetBackbone, ResNetImageClassifier"]
@@ -50,7 +49,7 @@ def test_a_keras_hub_task_loads_without_custom_objects_and_is_not_the_users_code
 
 def test_the_tasks_own_config_is_read_statically(classifier):
     proc = kerascheck(str(classifier), "--static", "--format", "json", "--select", "softmax-loss-mismatch")
-    (finding,) = json.loads(proc.stdout)["models"][0]["findings"]
+    (finding,) = json_report(proc.stdout)["models"][0]["findings"]
     assert "its config says activation='softmax' for 2 classes" in finding["message"]
     assert "Build the task with activation=None" in finding["fix"]
 
@@ -68,7 +67,7 @@ def test_a_bert_savedmodel_export_runs_on_ids_its_tables_take(tmp_path):
     task = keras_hub.models.BertTextClassifier(backbone=backbone, num_classes=2, preprocessor=None)
     task.export(str(tmp_path / "export"))
     proc = kerascheck(str(tmp_path / "export"), "--format", "json", "--select", "batch-dependence,nan-in-training")
-    model = json.loads(proc.stdout)["models"][0]
+    model = json_report(proc.stdout)["models"][0]
     assert proc.returncode == 0 and not model["errors"], proc.stderr
     skipped = {s["rule"]: s["reason"] for s in model["skipped"]}
     assert list(skipped) == ["nan-in-training"] and "SavedModel keeps no optimizer or loss" in skipped["nan-in-training"]

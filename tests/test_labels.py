@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from keras import layers
 
-from helpers import kerascheck, probe_options
+from helpers import json_report, kerascheck, probe_options
 from kerascheck.engine import check_file, select_rules
 
 N = 200
@@ -58,7 +58,7 @@ def test_json_carries_the_evidence_and_the_folded_config_finding(softmax_on_mult
     model, data = softmax_on_multi_hot
     proc = kerascheck(model, "--data", data, *SELECT, "--format", "json")
     assert proc.returncode == 1, proc.stderr
-    (result,) = json.loads(proc.stdout)["models"]
+    (result,) = json_report(proc.stdout)["models"]
     (finding,) = result["findings"]
     assert (finding["rule"], finding["code"], finding["severity"], finding["layer"]) == \
         ("label-mismatch", "KC204", "error", "tags")
@@ -88,7 +88,7 @@ def test_the_fix_applied_is_clean(tmp_path):
     model = _tags_model(str(tmp_path / "fixed.keras"), activation="sigmoid")
     proc = kerascheck(model, "--data", _multi_hot(str(tmp_path / "d.npz")), *SELECT, "--format", "json")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert json.loads(proc.stdout)["models"][0]["findings"] == []
+    assert json_report(proc.stdout)["models"][0]["findings"] == []
 
 
 def test_explain_prints_the_documentation():

@@ -13,7 +13,7 @@ import pytest
 from keras import layers
 
 import kerascheck
-from helpers import ROOT, assert_quiet, import_file, matches
+from helpers import ROOT, assert_quiet, import_file, json_report, matches
 from kerascheck.engine import Report, all_rules
 from kerascheck.monitor import LIVE_RULES, LiveResults
 
@@ -399,7 +399,7 @@ def test_report_is_the_command_lines_report(tmp_path):
     model.fit(x, y, epochs=2, batch_size=32, verbose=0, callbacks=[monitor])
     report = monitor.report
     assert isinstance(report, Report) and isinstance(report.models[0].probe, LiveResults)
-    data = json.loads(report.to_json())
+    data = json_report(report.to_json())
     (model_json,) = data["models"]
     assert data["tool"] == "kerascheck" and model_json["path"] == "<training of model 'sequential'>"
     nan = next(f for f in model_json["findings"] if f["rule"] == "nan-in-training")

@@ -30,7 +30,7 @@ def test_wheel_holds_the_mapped_packages_and_no_top_level_rules(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "kerascheck/rules/unsafe_code.py" in names and "kerascheck/reports/text.py" in names
     # Every tier folder, so an installed kerascheck is the one the tests ran.
-    assert "kerascheck/probe/train.py" in names and "kerascheck/savedmodel/audit.py" in names
+    assert "kerascheck/tiers/probe/train.py" in names and "kerascheck/formats/savedmodel/audit.py" in names
     assert not [n for n in names if n.split("/")[0] in ("rules", "reports", "tests", "examples", "bench")]
     _run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(tmp_path / "site"), wheel])
     out = _run([sys.executable, "-c", PROBE], cwd=str(tmp_path),

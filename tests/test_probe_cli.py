@@ -1,6 +1,5 @@
 """The probe tier from the command line: loading safely, user code, data, devices, determinism."""
 import hashlib
-import json
 import os
 import re
 import textwrap
@@ -9,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from helpers import ROOT, import_file, kerascheck
+from helpers import ROOT, import_file, json_report, kerascheck
 
 EXAMPLES = os.path.join(ROOT, "examples")
 
@@ -46,7 +45,7 @@ def test_missing_custom_class_is_exit_2_with_the_flag_to_use_and_static_findings
     (line,) = proc.stderr.strip().splitlines()
     assert "needs the custom class 'Twice' to load (the file says it comes from module 'kc_user_layers')" in line
     assert "pass its code with --custom-objects" in line and "Traceback" not in proc.stderr
-    (model,) = json.loads(proc.stdout)["models"]
+    (model,) = json_report(proc.stdout)["models"]
     assert {f["rule"] for f in model["findings"]} >= {"no-lr-schedule", "unsafe-code"}
     skipped = {s["rule"]: s["reason"] for s in model["skipped"]}
     needs_keras = {"nan-in-training", "cannot-overfit", "batch-dependence", "exploding-gradients",
@@ -59,7 +58,7 @@ def test_custom_objects_file_lets_the_probes_run(custom_model):
     path, code = custom_model
     proc = kerascheck("--format", "json", "--custom-objects", code, "--select", "KC6,KC1", path)
     assert proc.returncode in (0, 1), proc.stderr
-    (model,) = json.loads(proc.stdout)["models"]
+    (model,) = json_report(proc.stdout)["models"]
     assert model["errors"] == [] and model["skipped"] == []
 
 
@@ -67,7 +66,7 @@ def test_unsafe_warns_and_loads_lambda_models():
     lam = os.path.join(EXAMPLES, "lambda_layer.keras")
     proc = kerascheck("--unsafe", "--format", "json", "--select", "KC6", lam)
     assert proc.stderr.startswith("kerascheck: warning: --unsafe lets code inside the model files run")
-    (model,) = json.loads(proc.stdout)["models"]
+    (model,) = json_report(proc.stdout)["models"]
     assert model["skipped"] == [] and model["errors"] == []
 
 
@@ -96,7 +95,7 @@ def test_probes_are_deterministic_and_never_touch_the_file(tmp_path):
 
     def findings():
         proc = kerascheck("--format", "json", "--select", "KC1,KC6", "--seed", "3", str(path))
-        out = json.loads(proc.stdout)["models"][0]["findings"]
+        out = json_report(proc.stdout)["models"][0]["findings"]
         for f in out:
             f["evidence"].pop("probe_seconds", None)
         return out
@@ -151,7 +150,7 @@ def test_a_tight_budget_is_reported_not_hidden(tmp_path):
     model.compile(optimizer="adam", loss="mse")
     model.save(tmp_path / "big.keras")
     proc = kerascheck("--budget", "1", "--select", "KC6,KC1", str(tmp_path / "big.keras"), "--format", "json")
-    model = json.loads(proc.stdout)["models"][0]
+    model = json_report(proc.stdout)["models"][0]
     # A probe the budget stopped is never judged: its rules are skipped with the budget that lets it finish.
     skipped = {s["rule"]: s["reason"] for s in model["skipped"]}
     for rule in ("nan-in-training", "exploding-gradients", "vanishing-gradients", "cannot-overfit"):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from keras import layers
 
-from kerascheck.reader import open_spec
+from kerascheck.formats import open_spec
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "legacy")
 
@@ -186,7 +186,7 @@ def test_a_read_that_never_ends_is_stopped_with_one_line():
     script = (
         "import time\n"
         "from kerascheck.errors import InputError\n"
-        "from kerascheck.reader import bounded\n"
+        "from kerascheck.formats.hdf5 import bounded\n"
         "start = time.monotonic()\n"
         "try:\n"
         "    bounded(lambda: time.sleep(60) or b'', 0.5, 'attribute model_config could not be read within 0.5 s')\n"

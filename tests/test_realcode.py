@@ -8,9 +8,9 @@ import pytest
 import realcode
 from helpers import kerascheck, probe_options
 from kerascheck.engine import all_rules, check_file, select_rules
-from kerascheck.modeltier import load_model
-from kerascheck.probe import prepare
-from kerascheck.reader import open_spec
+from kerascheck.tiers.model import load_model
+from kerascheck.tiers.probe.run import prepare
+from kerascheck.formats import open_spec
 
 CODE = os.path.abspath(realcode.__file__)
 LOUD = ("warning", "error")
@@ -80,8 +80,8 @@ def test_a_cnn_with_batchnorm_and_augmentation_memorises_and_has_no_spikes(saved
 
 
 def test_a_spike_is_a_jump_against_the_trend():
-    from kerascheck.gradients import spikes
-    from kerascheck.probe import TrainRun
+    from kerascheck.tiers.probe.gradients import spikes
+    from kerascheck.tiers.probe.train import TrainRun
 
     decaying = TrainRun(1e-3, 100, losses=[1.0] * 100, global_norms=list(2.85 * np.exp(-np.arange(100) / 25)))
     assert spikes(decaying)[0] == 0.0

@@ -9,14 +9,13 @@ few kerascheck processes as possible: each one pays for importing TensorFlow.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 
 import numpy as np
 import pytest
 
-from helpers import ROOT, kerascheck
+from helpers import ROOT, json_report, kerascheck
 
 FIXTURE = os.path.join(ROOT, "tests", "fixtures", "savedmodel", "tfkeras_lambda")
 
@@ -154,7 +153,7 @@ def checked(folders):
     html = os.path.join(folders["base"], "report.html")
     proc = kerascheck(*targets, "--format", "json", "--html", html, timeout=300)
     after = {name: _digest(path) for name in before for path in [paths[name]]}
-    report = json.loads(proc.stdout)
+    report = json_report(proc.stdout)
     by_name = {os.path.basename(os.path.normpath(m["path"])): m for m in report["models"]}
     return {"proc": proc, "models": by_name, "before": before, "after": after, "html": html}
 
@@ -262,7 +261,7 @@ def test_bad_folders_are_one_line_each_and_the_run_goes_on(folders):
     assert "variables/variables.index has no variables.data-* shard beside it" in by_name["missing_variables"]
     assert "variables/variables.index is a symbolic link to" in by_name["index_outside"]
     assert "outside the SavedModel folder" in by_name["index_outside"]
-    report = json.loads(proc.stdout)
+    report = json_report(proc.stdout)
     healthy = next(m for m in report["models"] if m["path"] == paths["healthy"])
     assert healthy["errors"] == [] and healthy["findings"] == []
 
@@ -272,9 +271,9 @@ def test_the_runnable_signature_computes_what_tensorflow_serves(folders):
     (fine on a folder the test made) must give the same outputs."""
     import tensorflow as tf
 
-    from kerascheck.modeltier import Options
-    from kerascheck.reader import open_spec
-    from kerascheck.savedmodel.tiers import ServingModel
+    from kerascheck.options import Options
+    from kerascheck.formats import open_spec
+    from kerascheck.formats.savedmodel.serving import ServingModel
 
     path = folders["paths"]["healthy"]
     x = np.random.default_rng(0).standard_normal((5, 4)).astype("float32")
@@ -285,7 +284,8 @@ def test_the_runnable_signature_computes_what_tensorflow_serves(folders):
 
 
 def test_sarif_and_github_annotations_point_at_saved_model_pb(folders):
-    from kerascheck.engine import check_paths, select_rules
+    from kerascheck.engine import select_rules
+    from kerascheck.runners import check_paths
     from kerascheck.reports.github import render_github
     from kerascheck.reports.sarif import to_sarif
 

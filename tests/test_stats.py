@@ -6,7 +6,7 @@ import numpy as np
 import kerascheck.rules.unhealthy_weights as unhealthy
 from helpers import ROOT
 from kerascheck.engine import check_file, select_rules
-from kerascheck.stats import chunked_histogram, chunked_stats, histogram, tensor_stats
+from kerascheck.facts.stats import chunked_histogram, chunked_stats, histogram, tensor_stats
 
 
 def test_chunked_statistics_equal_whole_tensor_statistics():
@@ -43,7 +43,7 @@ def test_an_output_that_barely_varies_is_not_read_as_probabilities():
     [CLS] vector barely varies): in [0, 1] by chance, not squashed; a sigmoid's outputs vary."""
     import numpy as np
 
-    from kerascheck.probe.roles import output_meanings
+    from kerascheck.tiers.probe.roles import output_meanings
 
     rng = np.random.default_rng(0)
     constant_logits = np.tile([[0.12, 0.35]], (32, 1)) + rng.normal(0, 1e-4, (32, 2))

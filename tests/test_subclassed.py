@@ -1,6 +1,5 @@
 """Every Keras model people save (issue 11): subclassed models, custom losses and custom heads
 through every tier."""
-import json
 import os
 
 import keras
@@ -8,10 +7,10 @@ import numpy as np
 import pytest
 
 import subclass_zoo as sz
-from helpers import kerascheck, probe_options
+from helpers import json_report, kerascheck, probe_options
 from kerascheck.engine import all_rules, check_file, select_rules
-from kerascheck.modelio import layer_paths
-from kerascheck.reader import open_spec
+from kerascheck.tiers.modelio import layer_paths
+from kerascheck.formats import open_spec
 
 CODE = os.path.abspath(sz.__file__)
 
@@ -177,9 +176,9 @@ def test_check_on_an_in_memory_subclass_gives_what_the_cli_gives_for_its_file(tm
     report = kerascheck.check(model, select=["unhealthy-weights", "cannot-overfit", "dead-units"], budget=60)
     path = str(tmp_path / "attributes.keras")
     model.save(path)
-    cli = json.loads(kerascheck_run(path))
+    cli = json_report(kerascheck_run(path))
     strip = lambda fs: sorted((f["rule"], f["layer"], f["severity"]) for f in fs)
-    api = json.loads(report.to_json())
+    api = json_report(report.to_json())
     assert strip(api["models"][0]["findings"]) == strip(cli["models"][0]["findings"])
     assert ("unhealthy-weights", "hidden", "error") in strip(api["models"][0]["findings"])
 
@@ -195,7 +194,7 @@ def test_optimizers_a_subclass_holds_are_state_not_parameters(tmp_path):
     """A GAN's d_optimizer and g_optimizer: found with the steps they took, never counted as parameters."""
     from held_optimizers import held_gan
 
-    from kerascheck.reader import open_spec
+    from kerascheck.formats import open_spec
 
     gan = held_gan(d_rate=2e-4, g_rate=1e-4, steps=3)
     gan.save(tmp_path / "gan.keras")

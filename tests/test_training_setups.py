@@ -4,14 +4,13 @@ A model with its own train_step runs that train_step, never an assumed loss; one
 runs forward through the Functional models it holds; what a custom compile() keeps and Keras does
 not save is said as the reason, never replaced by a guess.
 """
-import json
 import os
 
 import numpy as np
 import pytest
 
 import setups
-from helpers import ROOT, kerascheck
+from helpers import ROOT, json_report, kerascheck
 
 SETUPS = os.path.join(ROOT, "tests", "setups.py")
 HELD = os.path.join(ROOT, "tests", "held_optimizers.py")
@@ -21,7 +20,7 @@ def _check(path, *args, code=SETUPS):
     proc = kerascheck(str(path), "--custom-objects", code, "--format", "json", "--no-html", "--fail-on", "error",
                       *args)
     assert proc.returncode in (0, 1), proc.stderr
-    return json.loads(proc.stdout)["models"][0]
+    return json_report(proc.stdout)["models"][0]
 
 
 def _runs(model) -> dict:

@@ -226,6 +226,24 @@ def _wait4(proc, timeout: float):
         time.sleep(0.05)
 
 
+def schema_errors(report: dict) -> list:
+    """Where a JSON report departs from the contract in docs/report.schema.json (jsonschema comes with
+    the test extras; without it the reports are judged on their findings alone)."""
+    try:
+        import jsonschema
+    except ImportError:
+        return []
+    global _VALIDATOR
+    if _VALIDATOR is None:
+        with open(os.path.join(ROOT, "docs", "report.schema.json")) as fh:
+            _VALIDATOR = jsonschema.Draft7Validator(json.load(fh))
+    return [f"$.{'.'.join(str(p) for p in e.absolute_path)}: {e.message[:200]}"
+            for e in _VALIDATOR.iter_errors(report)][:5]
+
+
+_VALIDATOR = None
+
+
 def _applies(item: dict, artifact: str, mode: str) -> bool:
     files = item.get("files")
     modes = item.get("modes")
@@ -252,6 +270,8 @@ def judge(run: Run, truth: dict, spec_rules: set) -> None:
         return
     if "Traceback (most recent call last)" in run.stderr:
         run.problems.append("a traceback on stderr")
+    for error in schema_errors(run.report):
+        run.problems.append(f"the report breaks docs/report.schema.json: {error}")
     model = run.model
     errors = [e["message"] for e in model.get("errors", [])]
     allowed = [e for e in truth.get("errors") or [] if _applies(e, run.artifact, run.mode)]
