@@ -51,7 +51,7 @@ print(json.dumps({"seconds": time.perf_counter() - t0}))
 KERASCHECK = PRELUDE + """
 from kerascheck.engine import check_file, select_rules
 from kerascheck.options import Options
-import kerascheck.formats.savedmodel.serving, kerascheck.tiers.graph.trace  # kerascheck's own modules: imported, like TensorFlow
+import kerascheck.formats.savedmodel.serving, kerascheck.tiers.graph.build, kerascheck.tiers.probe.run  # kerascheck's own modules: imported, like TensorFlow
 static = sys.argv[2] == "static"
 rules = select_rules()
 t0 = time.perf_counter()

@@ -8,8 +8,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from kerascheck.engine import Report, check_file, select_rules
-from kerascheck.runners import check_paths
 from kerascheck.options import DEFAULT_BUDGET, Options
+from kerascheck.runners import check_paths
 
 
 def check(model_or_path: Any, data: Any = None, *, select: Sequence[str] = (), ignore: Sequence[str] = (),

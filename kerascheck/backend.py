@@ -6,20 +6,24 @@ and a worker process that reads only specs may be forked (TensorFlow is not fork
 * TensorFlow and Keras are imported inside the functions that use them, never at the top of a
   module: importing any module of kerascheck, the rules and the reports loads neither (the
   tests import each one and check). The one exception is kerascheck.monitor, a Keras callback.
+  The first import goes through this module (`setup_backend`, `import_tensorflow`), quietly and
+  on the device asked for; the `import tensorflow` lines in functions after it find it loaded.
 * kerascheck's own modules import each other at the top of the file, with one boundary: what a
   `--static` run never uses is imported where it is used, so that run does not pay for it:
-  - the tiers beyond the spec and what drives them: the engine imports kerascheck.tiers.graph,
+  - the tiers beyond the spec and what drives them: the engine imports kerascheck.tiers.graph.build,
     kerascheck.tiers.probe.run, the --data reader and kerascheck.diagnosis.repair where it
     builds them, kerascheck.diagnosis the interventions where it tests a link, and
-    kerascheck.formats a format's `load` (kerascheck.tiers.model, the SavedModel runnable);
-  - the renderers: kerascheck.reports' `render`, the CLI's HTML page (jinja2), Report.to_json;
+    kerascheck.formats what a format's `load` calls (kerascheck.tiers.model and
+    kerascheck.tiers.probe.run for Keras files, the SavedModel runnable);
+  - the renderers: kerascheck.reports' `render`, the CLI's HTML page (jinja2), Report.to_json
+    and Report._repr_html_ (the notebook view);
   - the package root's `kerascheck.check` and `kerascheck.Monitor`, imported when first used,
     and the rules, found by name (kerascheck.engine.all_rules).
   tests/test_architecture.py imports every module on its own and checks that none loads
   TensorFlow or Keras and that no import closes a circle.
 
-Importing TensorFlow goes through this module, which silences its C++ start-up logs (they
-ignore TF_CPP_MIN_LOG_LEVEL and would break the one-line-per-error promise on stderr) and
+The first import of TensorFlow goes through this module, which silences its C++ start-up logs
+(they ignore TF_CPP_MIN_LOG_LEVEL and would break the one-line-per-error promise on stderr) and
 pins it to the device the user asked for.
 """
 from __future__ import annotations

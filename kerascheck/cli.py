@@ -6,14 +6,14 @@ import sys
 
 import click
 
-from kerascheck.version import __version__
 from kerascheck.config import find_config
 from kerascheck.engine import all_rules, find_rule, select_rules
 from kerascheck.errors import UsageError
+from kerascheck.options import DEFAULT_BUDGET, Options
 from kerascheck.reports import render
 from kerascheck.runners import Limits, check_paths
 from kerascheck.runners.isolated import default_memory_mb
-from kerascheck.options import DEFAULT_BUDGET, Options
+from kerascheck.version import __version__
 
 FAIL_ON = ("error", "warning", "info")
 FORMATS = ("text", "json", "sarif", "github")

@@ -18,12 +18,11 @@ from typing import Sequence
 
 from kerascheck import formats
 from kerascheck.diagnosis import diagnose
-from kerascheck.errors import InputError, TierUnavailable, UsageError
+from kerascheck.errors import InputError, TierUnavailable, UsageError, error_line
 from kerascheck.facts.layerstats import layer_table
 from kerascheck.facts.libraries import LIBRARIES, installed_library, library_classes
 from kerascheck.options import Options
 from kerascheck.rule import LIVE_ONLY, SEVERITY_RANK, TIERS, Facts, Finding, Rule, Skip
-from kerascheck.tiers.modelio import error_line
 
 
 @lru_cache(maxsize=1)
@@ -190,7 +189,9 @@ def check_file(path: str, rules: Sequence[Rule], static: bool = False, options=N
             if options is not None and options.fix_out and changes:
                 _write_fixed(facts, changes, result, options)
     except InputError as exc:
-        result.errors.append({"message": str(exc)})
+        # Said once: a file whose loading failed on it (recorded then) fails a rule on it again.
+        if {"message": str(exc)} not in result.errors:
+            result.errors.append({"message": str(exc)})
     # Worst first; among equals, a cause with consequences before a finding standing alone.
     result.findings.sort(key=lambda f: (-SEVERITY_RANK[f.severity], not f.evidence.get("consequences"), f.code,
                                         f.layer or ""))

@@ -5,8 +5,8 @@
 from __future__ import annotations
 
 import sys
-from kerascheck.engine import all_rules
 from kerascheck.diagnosis.links import DIRECT_LINKS
+from kerascheck.engine import all_rules
 
 START, END = "<!-- rules:start -->", "<!-- rules:end -->"
 

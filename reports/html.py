@@ -10,10 +10,10 @@ import re
 
 import jinja2
 
-from kerascheck.version import __version__
-from kerascheck.reports.sarif import source_of
 from kerascheck.reports import svg
+from kerascheck.reports.sarif import source_of
 from kerascheck.reports.text import verified_line
+from kerascheck.version import __version__
 
 SEVERITIES = ("error", "warning", "info")
 

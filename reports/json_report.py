@@ -1,4 +1,4 @@
-"""JSON exactly as DESIGN.md gives it; numbers that JSON cannot hold become strings."""
+"""JSON exactly as docs/report.schema.json gives it; numbers that JSON cannot hold become strings."""
 from __future__ import annotations
 
 import json

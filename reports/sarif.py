@@ -5,8 +5,8 @@ import hashlib
 import json
 import os
 
-from kerascheck.version import __version__
 from kerascheck.reports.json_report import json_safe
+from kerascheck.version import __version__
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 LEVELS = {"error": "error", "warning": "warning", "info": "note"}

@@ -33,8 +33,8 @@ def call(self, x):
     return x - keras.ops.mean(x, axis=-1, keepdims=True)
 ```
 """
-from kerascheck.tiers.probe.evidence import context
 from kerascheck.rule import Rule, Skip
+from kerascheck.tiers.probe.evidence import context
 
 RULE = Rule(name="batch-dependence", code="KC602", severity="error", tier="probe", needs=("batch",))
 

@@ -61,8 +61,8 @@ Use instead:
 outputs = keras.layers.Dense(1, activation="sigmoid")(x)
 ```
 """
-from kerascheck.tiers.probe.evidence import context, data_note
 from kerascheck.rule import Rule, Skip
+from kerascheck.tiers.probe.evidence import context, data_note
 
 RULE = Rule(name="cannot-overfit", code="KC601", severity="error", tier="probe", needs=("overfit",))
 

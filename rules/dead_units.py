@@ -40,8 +40,8 @@ Use instead:
 keras.layers.Dense(64, activation="relu", kernel_initializer="he_normal")
 ```
 """
-from kerascheck.tiers.probe.evidence import context, data_note
 from kerascheck.rule import Rule, Skip
+from kerascheck.tiers.probe.evidence import context, data_note
 
 RULE = Rule(name="dead-units", code="KC605", severity="warning", tier="probe", needs=("activations",))
 

@@ -55,9 +55,9 @@ Use instead:
 optimizer = keras.optimizers.Adam(1e-3, global_clipnorm=1.0)
 ```
 """
-from kerascheck.tiers.probe.gradients import START_STEPS, first_last_ratio, measured_run, spikes, start_ratios, steps_phrase
-from kerascheck.tiers.probe.evidence import context, data_note
 from kerascheck.rule import Rule, Skip
+from kerascheck.tiers.probe.evidence import context, data_note
+from kerascheck.tiers.probe.gradients import (START_STEPS, first_last_ratio, measured_run, spikes, start_ratios, steps_phrase)
 
 RULE = Rule(name="exploding-gradients", code="KC603", severity="warning", tier="probe", needs=("train",))
 

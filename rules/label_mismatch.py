@@ -83,8 +83,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from kerascheck.facts.keras_names import BUILTIN_LAYERS
-from kerascheck.rule import Rule, Skip
 from kerascheck.facts.topology import ACTIVATION_LAYERS, graph_of
+from kerascheck.rule import Rule, Skip
 
 RULE = Rule(name="label-mismatch", code="KC204", severity="error", tier="spec", needs=("arrays", "outputs"))
 

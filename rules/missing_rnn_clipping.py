@@ -42,10 +42,10 @@ model.compile(optimizer=keras.optimizers.Adam(1e-3, global_clipnorm=1.0), loss="
 When the model was saved without its optimizer, kerascheck cannot see the
 clipping and says so at info severity.
 """
-from kerascheck.rule import Rule, Skip
 from kerascheck.facts.topology import RECURRENT_CLASSES, inner_classes
-from kerascheck.tiers.probe.gradients import gradient_run, spikes
+from kerascheck.rule import Rule, Skip
 from kerascheck.tiers.probe.evidence import context
+from kerascheck.tiers.probe.gradients import gradient_run, spikes
 
 RULE = Rule(name="missing-rnn-clipping", code="KC201", severity="warning", tier="spec", needs=("train",))
 

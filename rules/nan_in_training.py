@@ -32,9 +32,9 @@ Use instead:
 model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.05), loss="mse")
 ```
 """
-from kerascheck.tiers.probe.gradients import diverged_everywhere
-from kerascheck.tiers.probe.evidence import context, data_note
 from kerascheck.rule import Rule, Skip
+from kerascheck.tiers.probe.evidence import context, data_note
+from kerascheck.tiers.probe.gradients import diverged_everywhere
 
 RULE = Rule(name="nan-in-training", code="KC103", severity="error", tier="probe", needs=("train", "sweep"))
 

@@ -45,8 +45,8 @@ Use instead:
         return (x - mean) / keras.ops.sqrt(var + 1e-5)
 ```
 """
-from kerascheck.tiers.graph.findings import report
 from kerascheck.rule import Rule
+from kerascheck.tiers.graph.findings import report
 
 RULE = Rule(name="risky-division", code="KC102", severity="warning", tier="graph")
 

@@ -47,8 +47,8 @@ model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
 ```
 """
 from kerascheck.facts.keras_names import BUILTIN_LAYERS
-from kerascheck.rule import Rule, Skip
 from kerascheck.facts.topology import graph_of
+from kerascheck.rule import Rule, Skip
 
 RULE = Rule(name="softmax-loss-mismatch", code="KC202", severity="error", tier="spec", needs=("outputs",))
 

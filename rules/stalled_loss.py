@@ -37,8 +37,8 @@ model.fit(x, y, epochs=50, callbacks=[keras.callbacks.ReduceLROnPlateau(monitor=
 """
 import math
 
-from kerascheck.tiers.probe.evidence import context
 from kerascheck.rule import LIVE_ONLY, Rule, Skip
+from kerascheck.tiers.probe.evidence import context
 
 RULE = Rule(name="stalled-loss", needs=("live",), code="KC606", severity="warning", tier="probe")
 

@@ -43,8 +43,8 @@ keras.layers.BatchNormalization(momentum=0.9)
 """
 import math
 
-from kerascheck.tiers.probe.evidence import context
 from kerascheck.rule import LIVE_ONLY, Rule, Skip
+from kerascheck.tiers.probe.evidence import context
 
 RULE = Rule(name="train-inference-gap", needs=("live",), code="KC607", severity="warning", tier="probe")
 

@@ -57,9 +57,9 @@ known technique; ignore the gamma warning for those layers.
 """
 import numpy as np
 
-from kerascheck.tiers.probe.evidence import context
-from kerascheck.rule import Rule
 from kerascheck.facts.stats import chunked_histogram, chunked_stats, compute_fans, histogram, tensor_stats
+from kerascheck.rule import Rule
+from kerascheck.tiers.probe.evidence import context
 
 RULE = Rule(name="unhealthy-weights", code="KC401", severity="warning", tier="spec", needs=("train",))
 UPDATE_HIGH = 1e-1

@@ -49,9 +49,9 @@ x = keras.layers.Conv2D(32, 3)(x)
 import numpy as np
 
 from kerascheck.facts.keras_names import BUILTIN_LAYERS
-from kerascheck.tiers.probe.evidence import context
-from kerascheck.rule import Rule
 from kerascheck.facts.topology import SCALING_LAYERS, graph_of
+from kerascheck.rule import Rule
+from kerascheck.tiers.probe.evidence import context
 
 RULE = Rule(name="unscaled-inputs", code="KC301", severity="info", tier="spec", needs=("data",))
 

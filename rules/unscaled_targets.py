@@ -30,9 +30,9 @@ prices = model.predict(x_new) * std + mean
 """
 import numpy as np
 
-from kerascheck.tiers.probe.evidence import context
-from kerascheck.rule import Rule, Skip
 from kerascheck.facts.topology import graph_of
+from kerascheck.rule import Rule, Skip
+from kerascheck.tiers.probe.evidence import context
 
 RULE = Rule(name="unscaled-targets", code="KC302", severity="warning", tier="probe", needs=("data",))
 

@@ -40,8 +40,8 @@ Use instead:
         return keras.ops.softmax(scores, axis=-1)
 ```
 """
-from kerascheck.tiers.graph.findings import report
 from kerascheck.rule import Rule
+from kerascheck.tiers.graph.findings import report
 
 RULE = Rule(name="unstable-softmax", code="KC101", severity="warning", tier="graph")
 

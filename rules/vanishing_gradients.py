@@ -31,9 +31,9 @@ Use instead:
 keras.layers.Dense(64, activation="relu", kernel_initializer="he_normal")
 ```
 """
-from kerascheck.tiers.probe.gradients import finite_median, first_last_ratio, measured_run
-from kerascheck.tiers.probe.evidence import context, data_note
 from kerascheck.rule import Rule
+from kerascheck.tiers.probe.evidence import context, data_note
+from kerascheck.tiers.probe.gradients import finite_median, first_last_ratio, measured_run
 
 RULE = Rule(name="vanishing-gradients", code="KC604", severity="warning", tier="probe", needs=("train",))
 

@@ -8,9 +8,9 @@ import pytest
 import realcode
 from helpers import kerascheck, probe_options
 from kerascheck.engine import all_rules, check_file, select_rules
+from kerascheck.formats import open_spec
 from kerascheck.tiers.model import load_model
 from kerascheck.tiers.probe.run import prepare
-from kerascheck.formats import open_spec
 
 CODE = os.path.abspath(realcode.__file__)
 LOUD = ("warning", "error")

@@ -9,8 +9,8 @@ import pytest
 import subclass_zoo as sz
 from helpers import json_report, kerascheck, probe_options
 from kerascheck.engine import all_rules, check_file, select_rules
-from kerascheck.tiers.modelio import layer_paths
 from kerascheck.formats import open_spec
+from kerascheck.tiers.modelio import layer_paths
 
 CODE = os.path.abspath(sz.__file__)
 

@@ -1,6 +1,6 @@
 """Interventions: a cause is claimed only when its fix, tried on kerascheck's copy, removes the symptom.
 
-For every candidate link the diagnosis table allows (kerascheck.diagnosis.candidates) whose
+For every candidate link the diagnosis table allows (kerascheck.diagnosis.links.candidates) whose
 cause is a warning or an error, the cause's fix is applied to kerascheck's loaded copy of the
 model (never the file): standardised inputs or targets, an output activation or a
 `from_logits` switched, kernels re-initialised, a rate that stayed finite, relu in saturating
@@ -25,12 +25,12 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from kerascheck.tiers.probe.gradients import first_last_ratio, measured_run, start_ratios
-from kerascheck.rule import SEVERITY_RANK, Finding, Skip
 from kerascheck.diagnosis.links import candidates
-from kerascheck.tiers.probe.setup import LABEL_KINDS, OutputLoss
+from kerascheck.errors import error_line
+from kerascheck.rule import SEVERITY_RANK, Finding, Skip
+from kerascheck.tiers.probe.gradients import first_last_ratio, measured_run, start_ratios
 from kerascheck.tiers.probe.run import run_probes
-from kerascheck.tiers.modelio import error_line
+from kerascheck.tiers.probe.setup import LABEL_KINDS, OutputLoss
 
 MAX_INTERVENTIONS = 6  # re-runs per model: each costs one probe run
 RELU_FAMILY = {"relu", "relu6", "leaky_relu", "elu", "selu", "gelu", "silu", "swish"}

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import os
 
-from kerascheck.errors import UsageError
-from kerascheck.tiers.modelio import layer_paths
-from kerascheck.tiers.model import load_model
 from kerascheck.diagnosis.interventions import loss_object
-from kerascheck.tiers.modelio import error_line
+from kerascheck.errors import UsageError, error_line
+from kerascheck.tiers.model import load_model
+from kerascheck.tiers.modelio import layer_paths
 
 
 def fixed_paths(path: str, out_dir: str) -> tuple[str, str]:

@@ -18,8 +18,8 @@ class WeightRef:
     path: str  # where it lives in the file, for messages
     shape: tuple[int, ...]
     dtype: str
-    _reader: Callable[[], np.ndarray] = field(repr=False, compare=False)
-    _rows: Callable[[int, int], np.ndarray] | None = field(default=None, repr=False, compare=False)
+    reader: Callable[[], np.ndarray] = field(repr=False, compare=False)  # reads the whole tensor
+    rows: Callable[[int, int], np.ndarray] | None = field(default=None, repr=False, compare=False)  # rows a:b
 
     @property
     def size(self) -> int:
@@ -30,17 +30,17 @@ class WeightRef:
         return self.size * np.dtype(self.dtype).itemsize
 
     def read(self) -> np.ndarray:
-        return self._reader()
+        return self.reader()
 
     def chunks(self, max_bytes: int) -> Iterator[np.ndarray]:
         """The tensor in slices along its first axis, each at most about max_bytes."""
-        if self._rows is None or not self.shape or self.nbytes <= max_bytes:
+        if self.rows is None or not self.shape or self.nbytes <= max_bytes:
             yield self.read()
             return
         row_bytes = max(self.nbytes // self.shape[0], 1)
         step = max(1, max_bytes // row_bytes)
         for start in range(0, self.shape[0], step):
-            yield self._rows(start, min(start + step, self.shape[0]))
+            yield self.rows(start, min(start + step, self.shape[0]))
 
 
 @dataclass(frozen=True)

@@ -28,12 +28,7 @@ from kerascheck.facts.spec import ModelSpec
 from kerascheck.formats.hdf5 import HDF5_MAGIC, read_h5
 from kerascheck.formats.keras_archive import EMPTY_ZIP_MAGIC, ZIP_MAGIC, read_keras
 from kerascheck.formats.limits import CORRUPT, short_error
-
-
-def _read_savedmodel(path: str, stack: contextlib.ExitStack) -> ModelSpec:
-    from kerascheck.formats.savedmodel import read_spec  # parsing its protobufs imports TensorFlow
-
-    return read_spec(path, stack)
+from kerascheck.formats.savedmodel import read_spec as read_savedmodel
 
 
 def _load_keras(spec: ModelSpec, options, data):
@@ -74,7 +69,7 @@ class Format:
 FORMATS = {
     "keras": Format("keras", read_keras, _load_keras),
     "h5": Format("h5", read_h5, _load_keras),
-    "savedmodel": Format("savedmodel", _read_savedmodel, _load_savedmodel),
+    "savedmodel": Format("savedmodel", read_savedmodel, _load_savedmodel),
 }
 
 

@@ -39,6 +39,11 @@ def open_h5(fileobj_or_path, what: str, stack: contextlib.ExitStack, limit_bytes
     return h5
 
 
+def limit_of(h5) -> int:
+    """The real bytes behind an HDF5 file opened by open_h5: no tensor in it can hold more."""
+    return h5._kerascheck_limit
+
+
 def child(group, name: str):
     """group[name], refusing soft and external links: a link could pull a local file in."""
     import h5py
@@ -107,8 +112,8 @@ def weight_ref(ds, name: str, display: str, limit_bytes: int) -> WeightRef:
         except Exception as exc:
             raise InputError(f"weight {ds.name} cannot be read (truncated or corrupt: {short_error(exc)})") from None
 
-    return WeightRef(name=name, path=display, shape=shape, dtype=str(dtype), _reader=read,
-                     _rows=rows if shape else None)
+    return WeightRef(name=name, path=display, shape=shape, dtype=str(dtype), reader=read,
+                     rows=rows if shape else None)
 
 
 def read_h5(path: str, stack: contextlib.ExitStack) -> ModelSpec:
@@ -133,7 +138,7 @@ def read_h5(path: str, stack: contextlib.ExitStack) -> ModelSpec:
     LinkTree(h5)  # refuses soft and external links anywhere before anything is read
     mw = child(h5, "model_weights")
     group = mw if mw is not None else h5  # save_weights-style layouts keep layers at the root
-    _map_h5_weights(group, config, weights, h5._kerascheck_limit)
+    _map_h5_weights(group, config, weights, limit_of(h5))
     spec = build_spec(path, "h5", keras_version, config, weights, compile_cfg, ())
     return dataclasses.replace(spec, training_config=training) if training is not None else spec
 

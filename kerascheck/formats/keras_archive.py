@@ -19,14 +19,13 @@ from typing import Iterator, Mapping
 import numpy as np
 
 from kerascheck.errors import InputError
+from kerascheck.facts.keras_names import BUILTIN_LAYERS
+from kerascheck.facts.spec import LayerSpec, ModelSpec, StoredOptimizer, WeightRef
+from kerascheck.formats.hdf5 import LinkTree, join_path, limit_of, open_h5, weight_ref
 from kerascheck.facts.build import (build_spec, check_model_config, entry_name, is_model_entry, is_subclassed,
                                     model_layers, snake_case)
-from kerascheck.facts.spec import LayerSpec, ModelSpec, WeightRef
-from kerascheck.formats.hdf5 import LinkTree, join_path, open_h5, weight_ref
 from kerascheck.formats.limits import (MAX_ARCHIVE_MEMBERS, MAX_COMPRESSION_RATIO, MAX_JSON_BYTES, MAX_MEMBER_BYTES,
                                        human_size, load_json)
-from kerascheck.facts.spec import StoredOptimizer
-from kerascheck.facts.keras_names import BUILTIN_LAYERS
 
 
 ZIP_MAGIC = b"PK\x03\x04"
@@ -241,7 +240,7 @@ class _KerasWeightMapper:
 
     def __init__(self, h5):
         self.tree = LinkTree(h5)
-        self.limit = h5._kerascheck_limit
+        self.limit = limit_of(h5)
 
     def map_model(self, path: str, entry: Mapping, scope: tuple[str, ...], out: dict) -> None:
         layers_path = join_path(path, "layers")
@@ -308,7 +307,7 @@ class _SubclassWalker:
 
     def __init__(self, h5):
         self.tree = LinkTree(h5)
-        self.limit = h5._kerascheck_limit
+        self.limit = limit_of(h5)
 
     def layers(self, config: Mapping) -> list[LayerSpec]:
         out: list[LayerSpec] = []

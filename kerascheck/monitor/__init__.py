@@ -35,12 +35,12 @@ import keras
 import tensorflow as tf
 
 from kerascheck.engine import select_rules
+from kerascheck.errors import error_line
 from kerascheck.monitor.board import Board
 from kerascheck.monitor.evaluate import LIVE_RULES, Judge
 from kerascheck.monitor.record import LiveResults, LiveRun, Recorder, loss_tensor
 from kerascheck.monitor.replay import LastFinite, Replay
 from kerascheck.rule import SEVERITIES
-from kerascheck.tiers.modelio import error_line
 
 __all__ = ["Monitor", "LiveRun", "LiveResults", "LastFinite", "LIVE_RULES"]
 

@@ -20,15 +20,15 @@ from types import SimpleNamespace
 
 import keras
 
-from kerascheck.rule import SEVERITY_RANK, Facts, Skip
-from kerascheck.tiers.model import with_live_classes
-from kerascheck.formats import open_spec
 from kerascheck.diagnosis.links import fold
 from kerascheck.engine import ModelResult, Report
+from kerascheck.errors import error_line
 from kerascheck.facts.layerstats import layer_table
-from kerascheck.reports.text import render_text
+from kerascheck.formats import open_spec
 from kerascheck.reports.html import render_html
-from kerascheck.tiers.modelio import error_line
+from kerascheck.reports.text import render_text
+from kerascheck.rule import SEVERITY_RANK, Facts, Skip
+from kerascheck.tiers.model import with_live_classes
 
 # The rules that judge a training run. The others judge a saved file, the graph of custom
 # code, or probes of their own (10 examples overfitted, batch size 1); the monitor lists

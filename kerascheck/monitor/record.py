@@ -28,12 +28,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kerascheck.tiers.probe.results import ProbeResults
-from kerascheck.tiers.probe.train import TrainRun, record_norms
+from kerascheck.errors import error_line
 from kerascheck.tiers.modelio import layer_paths, variable_owners
 from kerascheck.tiers.probe.data import Sample
 from kerascheck.tiers.probe.measure import activation_stats
-from kerascheck.tiers.modelio import error_line
+from kerascheck.tiers.probe.results import ProbeResults
+from kerascheck.tiers.probe.train import TrainRun, record_norms
 
 OVERHEAD = 0.04  # the share of training time automatic `every` lets the measurements take
 FIRST_EVERY = 10  # automatic `every` until a measurement and a step have been timed

@@ -18,8 +18,8 @@ import numpy as np
 import tensorflow as tf
 
 from kerascheck.monitor.record import as_numpy, as_tensors, is_float, local_batch, loss_tensor, number, unique, unpack
-from kerascheck.tiers.probe.data import from_xy
 from kerascheck.tiers.modelio import Tap
+from kerascheck.tiers.probe.data import from_xy
 from kerascheck.tiers.probe.measure import first_nonfinite
 
 KEPT_BATCH_BYTES = 256 << 20  # batches held for a replay; past this a fresh copy of the state is taken

@@ -14,7 +14,7 @@ MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
 def expand_paths(paths: Iterable[str]) -> list[str]:
     """Files to check, in a stable order: folders are searched recursively.
 
-    A SavedModel folder is kept as one entry so the reader can say it is unsupported.
+    A SavedModel folder (one with saved_model.pb) is one model: kept as one entry, not searched.
     """
     out: list[str] = []
     for path in paths:

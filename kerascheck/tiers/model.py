@@ -16,10 +16,10 @@ from dataclasses import replace
 from kerascheck.backend import quiet_stderr, setup_backend
 from kerascheck.errors import InputError, TierUnavailable, UsageError
 from kerascheck.facts.build import is_subclassed
-from kerascheck.facts.libraries import LIBRARIES, installed_library, library_classes
 from kerascheck.facts.keras_names import BUILTIN_LAYERS
-from kerascheck.rule import Facts
+from kerascheck.facts.libraries import LIBRARIES, installed_library, library_classes
 from kerascheck.options import Options
+from kerascheck.rule import Facts
 from kerascheck.rules import unsafe_code
 
 
@@ -131,10 +131,7 @@ def with_live_classes(spec, info):
                 config = dict(layer.config)
             layer = replace(layer, class_name=cls.__name__, module=module, config=config)
         layers.append(layer)
-    new = replace(spec, layers=tuple(layers))
-    for key in ("_qualname_cache", "_graph"):
-        new.__dict__.pop(key, None)
-    return new
+    return replace(spec, layers=tuple(layers))  # a new spec: the layer caches start empty
 
 
 def _innermost(exc: BaseException) -> str:

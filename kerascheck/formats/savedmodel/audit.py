@@ -20,8 +20,8 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass, field
-from kerascheck.formats.savedmodel.reader import node_functions
 from kerascheck.facts.spec import LayerSpec
+from kerascheck.formats.savedmodel.reader import node_functions
 from kerascheck.rule import Facts
 
 MAX_OP_FINDINGS = 50  # one finding per op after that would bury the report; the rest are counted

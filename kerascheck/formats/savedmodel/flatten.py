@@ -16,9 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from kerascheck.formats.savedmodel.reader import CALL_OPS
-from kerascheck.formats.savedmodel.reader import dtype_name
-from kerascheck.formats.savedmodel.reader import node_functions
+from kerascheck.formats.savedmodel.reader import CALL_OPS, dtype_name, node_functions
 
 MAX_INLINE_DEPTH = 32
 MAX_FLAT_NODES = 2_000_000

@@ -20,11 +20,10 @@ import numpy as np
 
 from kerascheck.backend import import_tensorflow
 from kerascheck.errors import InputError
-from kerascheck.facts.build import build_spec, check_model_config
+from kerascheck.facts.build import build_spec, check_model_config, entry_name, is_model_entry, model_layers
+from kerascheck.facts.spec import InputSpec, LayerSpec, ModelSpec, WeightRef
 from kerascheck.formats.limits import MAX_TENSOR_BYTES, human_size, load_json, short_error
 from kerascheck.formats.savedmodel import folder as fs
-from kerascheck.facts.spec import InputSpec, LayerSpec, ModelSpec, WeightRef
-from kerascheck.facts.build import entry_name, is_model_entry, model_layers
 
 MAX_NODES = 2_000_000  # NodeDefs in the graph and all its functions together
 MAX_FUNCTIONS = 100_000
@@ -321,7 +320,7 @@ def weight_ref(saved: SavedModel, var: Variable, name: str) -> WeightRef | None:
         return value
 
     return WeightRef(name=name, path=var.name, shape=var.shape, dtype="float32" if widen else var.dtype,
-                     _reader=read)
+                     reader=read)
 
 
 # -------------------------------------------------------------- keras_metadata

@@ -14,13 +14,11 @@ import re
 import numpy as np
 
 from kerascheck.backend import tensorflow_on
-from kerascheck.errors import TierUnavailable
-from kerascheck.rules.unsafe_code import audit_savedmodel
-from kerascheck.tiers.graph.bounds import is_float
-from kerascheck.tiers.graph.analysis import FETCHED, MAX_FETCHED, MAX_FETCHED_VALUES, values_per_example
-from kerascheck.errors import UsageError
+from kerascheck.errors import TierUnavailable, UsageError, error_line
 from kerascheck.formats.savedmodel.flatten import FlattenError, flatten
-from kerascheck.tiers.modelio import error_line
+from kerascheck.rules.unsafe_code import audit_savedmodel
+from kerascheck.tiers.graph.analysis import FETCHED, MAX_FETCHED, MAX_FETCHED_VALUES, values_per_example
+from kerascheck.tiers.graph.bounds import is_float
 
 def load_serving(spec, options) -> "ServingModel":
     """The runnable of a SavedModel folder; TierUnavailable when the audit did not clear it, it has no

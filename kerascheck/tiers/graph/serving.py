@@ -16,12 +16,11 @@ from collections import Counter
 
 import numpy as np
 
-from kerascheck.errors import TierUnavailable
+from kerascheck.errors import TierUnavailable, error_line
+from kerascheck.facts.keras_names import BUILTIN_LAYERS
 from kerascheck.formats.savedmodel.serving import ModelError, ServingModel, sample_inputs
 from kerascheck.tiers.graph.analysis import WATCHED, Call, GraphFacts, confirm_case, dedupe, edge_cases, judge
 from kerascheck.tiers.graph.bounds import Bounds, is_float
-from kerascheck.facts.keras_names import BUILTIN_LAYERS
-from kerascheck.tiers.modelio import error_line
 
 def build_serving_graph(model: ServingModel, spec, options) -> GraphFacts:
     """GraphFacts of the serving function; TierUnavailable with the reason when it cannot be analysed."""
@@ -194,7 +193,8 @@ EDGE_EXAMPLES = 4
 
 
 def _cases(model: ServingModel, spec, options) -> list:
-    """The inputs pushed through the signature: a sample, then the edge cases kerascheck.tiers.graph.trace uses."""
+    """The inputs pushed through the signature: a sample, then the edge cases
+    kerascheck.tiers.graph.analysis makes for every graph."""
     base, _, synthetic = sample_inputs(model, options, EDGE_EXAMPLES)
     floats = [np.issubdtype(x.dtype, np.floating) for x in base]
     return edge_cases(base, floats, "a synthetic sample" if synthetic else "your data")

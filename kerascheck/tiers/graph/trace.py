@@ -24,16 +24,16 @@ import time
 import numpy as np
 
 from kerascheck.errors import TierUnavailable
+from kerascheck.options import Options
+from kerascheck.tiers.graph.bounds import Bounds, is_float
+from kerascheck.tiers.model import import_custom_objects
+from kerascheck.tiers.probe.data import load_data, synthesize_inputs
+from kerascheck.tiers.probe.roles import InputRole
+from kerascheck.tiers.probe.run import prepare
+from kerascheck.tiers.probe.setup import loss_from_accepted_arguments
 from kerascheck.tiers.graph.analysis import (EDGE_EXAMPLES, FETCHED, MAX_FETCHED, MAX_FETCHED_VALUES, WATCHED, Call,
                                              GraphFacts, confirm_case, creation_frames, dedupe, edge_cases, judge,
                                              library_entry, values_per_example)
-from kerascheck.tiers.graph.bounds import Bounds, is_float
-from kerascheck.options import Options
-from kerascheck.tiers.model import import_custom_objects
-from kerascheck.tiers.probe.run import prepare
-from kerascheck.tiers.probe.data import load_data, synthesize_inputs
-from kerascheck.tiers.probe.roles import InputRole
-from kerascheck.tiers.probe.setup import loss_from_accepted_arguments
 
 
 class _Recorder:

@@ -9,9 +9,9 @@ import time
 
 import numpy as np
 
+from kerascheck.errors import error_line
 from kerascheck.formats.savedmodel.serving import ModelError, runnable_sample
 from kerascheck.tiers.probe.results import ProbeResults
-from kerascheck.tiers.modelio import error_line
 
 TRAINING_REASON = "a SavedModel keeps no optimizer or loss to train with; kerascheck only runs its serving signature"
 

@@ -12,10 +12,9 @@ import math
 
 import numpy as np
 
+from kerascheck.facts.topology import SCALING_LAYERS, graph_of
 from kerascheck.tiers.modelio import Tap
-from kerascheck.facts.topology import SCALING_LAYERS
 from kerascheck.tiers.probe.train import TrainRun, batcher
-from kerascheck.facts.topology import graph_of
 
 OVERFIT_EXAMPLES = 10
 OVERFIT_STEPS = 300

@@ -10,18 +10,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from kerascheck.errors import TierUnavailable, UsageError
+from kerascheck.errors import TierUnavailable, UsageError, error_line
 from kerascheck.options import Options
-from kerascheck.tiers.modelio import ModelIO, error_line, layer_paths, variable_owners
-from kerascheck.tiers.probe.data import MAX_DATA_EXAMPLES, SAMPLE_SIZE, Sample, data_shapes, label_array, load_data, \
-    read_arrays, synthesize_inputs, synthesize_labels
+from kerascheck.tiers.modelio import ModelIO, layer_paths, variable_owners
 from kerascheck.tiers.probe.forward import run_forward_probes
-from kerascheck.tiers.probe.measure import OVERFIT_STEPS, activation_growth, activation_stats, batch_dependence, \
-    input_stats, locate_divergence, overfit, refresh_batchnorm, stats
 from kerascheck.tiers.probe.results import ProbeResults
 from kerascheck.tiers.probe.roles import InputRole, input_roles, output_meanings
 from kerascheck.tiers.probe.setup import Setup, make_setup, own_compute_loss, own_train_step
-from kerascheck.tiers.probe.train import TrainRun, Trainer, TrainStepUnusable, batcher, own_step_reason
+from kerascheck.tiers.probe.train import TrainRun, TrainStepUnusable, Trainer, batcher, own_step_reason
+from kerascheck.tiers.probe.data import MAX_DATA_EXAMPLES, SAMPLE_SIZE, Sample, data_shapes, label_array, load_data, \
+    read_arrays, synthesize_inputs, synthesize_labels
+from kerascheck.tiers.probe.measure import OVERFIT_STEPS, activation_growth, activation_stats, batch_dependence, \
+    input_stats, locate_divergence, overfit, refresh_batchnorm, stats
 
 BATCH_SIZE = 32
 LARGE_MODEL_PARAMS = 5_000_000

@@ -14,12 +14,12 @@ import re
 from dataclasses import dataclass, field
 
 from kerascheck.errors import TierUnavailable
-
-from kerascheck.options import Options
-from kerascheck.tiers.model import import_custom_objects
 from kerascheck.facts.build import loss_spec
 from kerascheck.facts.topology import graph_of
+from kerascheck.options import Options
+from kerascheck.tiers.model import import_custom_objects
 from kerascheck.tiers.modelio import zeros
+
 
 # How labels for a loss look: "sparse" class ids, "onehot" rows, "binary" 0/1, "real" values,
 # "match" (a custom loss: labels shaped and scaled like what the output produces).
