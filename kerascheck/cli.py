@@ -11,12 +11,15 @@ from kerascheck.engine import all_rules, find_rule, select_rules
 from kerascheck.errors import UsageError
 from kerascheck.options import DEFAULT_BUDGET, Options
 from kerascheck.reports import render
-from kerascheck.runners import Limits, check_paths
+from kerascheck.runners import Limits, Listener, check_paths
+from kerascheck.runners.cluster import ENVIRONMENT, import_distributed, local_workers
 from kerascheck.runners.isolated import default_memory_mb
+from kerascheck.runners.progress import ProgressBar
+from kerascheck.runners.sources import expand_paths
 from kerascheck.version import __version__
 
 FAIL_ON = ("error", "warning", "info")
-FORMATS = ("text", "json", "sarif", "github")
+FORMATS = ("text", "json", "jsonl", "sarif", "github")
 
 
 def _write(path: str, text: str) -> None:
@@ -92,6 +95,13 @@ def _split(values) -> list[str]:
 @click.option("--max-memory", "max_memory", type=click.IntRange(min=256), default=None, metavar="MB",
               help="Stop checking a file whose worker uses more memory than this.  "
                    "[default: 3/4 of RAM over --jobs, at most 8192]")
+@click.option("--scheduler", metavar="ADDRESS", default=None,
+              help="Check on a Dask cluster, one task per model: tcp://host:8786, or local:N for N worker "
+                   "processes on this machine (needs pip install 'kerascheck[dask]').  "
+                   "[default: $DASK_SCHEDULER_ADDRESS if set, else no cluster]")
+@click.option("--cache", "cache", type=click.Path(file_okay=False), default=None, metavar="DIR",
+              help="Reuse the results of models unchanged since a run with the same kerascheck and options; "
+                   "check only new or changed ones.")
 @click.option("--fix-out", "fix_out", type=click.Path(file_okay=False), default=None, metavar="DIR",
               help="Write a copy of each model with its verified fixes applied to DIR/<name>.fixed.keras, "
                    "with DIR/<name>.fixed.md listing the changes (the model files are never written).")
@@ -101,14 +111,17 @@ def _split(values) -> list[str]:
 @click.option("--explain", metavar="RULE", help="Print a rule's documentation and exit.")
 @click.version_option(__version__, "--version", prog_name="kerascheck")
 def cli(paths, select, ignore, fail_on, fmt, output, html, no_html, static, data, custom_objects, unsafe, budget, device, seed,
-        jobs, timeout, max_memory, fix_out, verbose, list_rules, explain):
+        jobs, timeout, max_memory, scheduler, cache, fix_out, verbose, list_rules, explain):
     """Check saved Keras models (.keras, .h5, or folders of them) for reasons they will not train well.
 
     Exit status: 0 nothing at or above --fail-on, 1 findings, 2 a file could not be
     checked or the command line was wrong.
 
     Settings may also come from [tool.kerascheck] in pyproject.toml or [kerascheck]
-    in setup.cfg (keys: select, ignore, fail-on, format, output, static).
+    in setup.cfg (keys: select, ignore, fail-on, format, output, static, scheduler, cache, ...).
+
+    PATH may be an fsspec URL (s3://bucket/models/, gs://..., file://...): listed where it is,
+    each model copied to a private temporary folder and checked there.
     """
     if list_rules:
         for rule in all_rules():
@@ -161,27 +174,108 @@ def cli(paths, select, ignore, fail_on, fmt, output, html, no_html, static, data
     jobs = jobs or _number(config, "jobs", int, 1)
     limits = Limits(timeout=timeout or _number(config, "timeout", float, 60.0 if static else 600.0),
                     memory_mb=max_memory or _number(config, "max-memory", int, default_memory_mb(jobs)), jobs=jobs)
+    scheduler = scheduler or config.get("scheduler") or os.environ.get(ENVIRONMENT) or None
+    if scheduler is not None:
+        import_distributed()  # one clear line, before anything is read, when Dask is missing
+        local_workers(scheduler)  # and for a malformed local:N
+    cache = cache or config.get("cache")
+    if cache:
+        from kerascheck.runners.cache import fingerprint
+
+        why_not = fingerprint([], static, options)[1]
+        if why_not:
+            click.echo(f"kerascheck: warning: --cache is not used: {why_not}", err=True)
+            cache = None
     rules = select_rules(select, ignore)
-    report = check_paths(list(paths), rules, static=static, options=options, limits=limits)
+    files = expand_paths(list(paths))
+    # A bar for several files; one file's probes show their own stages (options.progress).
+    bar = None
+    if sys.stderr.isatty() and fmt == "text" and len(files) > 1:
+        slots = jobs if scheduler is None else (local_workers(scheduler) or len(files))
+        bar = ProgressBar(sys.stderr, slots=slots)
+    if bar is not None:
+        options.progress = False
+    stream = _Stream(output) if fmt == "jsonl" else None
+    listener = _Listeners([bar, stream])
+    try:
+        report = check_paths(files, rules, static=static, options=options, limits=limits, scheduler=scheduler,
+                             cache=cache, listener=listener, explicit_memory=bool(max_memory or "max-memory" in config),
+                             expanded=True)
+    finally:
+        if bar is not None:
+            bar.close()
+        if stream is not None:
+            stream.close()
     if not report.models:
         click.echo(f"kerascheck: warning: no .keras, .h5 or .hdf5 files found under {', '.join(paths)}", err=True)
+    if cache and verbose:
+        reused = listener.cached
+        click.echo(f"kerascheck: {reused} of {len(report.models)} results reused from the cache in {cache}", err=True)
     for model in report.models:
         for err in model.errors:
             click.echo(f"kerascheck: error: {model.path}: {err['message']}", err=True)
 
     color = (output is None and fmt == "text" and sys.stdout.isatty() and "NO_COLOR" not in os.environ)
-    text = render(report, fmt, color=color) if fmt == "text" else render(report, fmt)
+    text = "" if fmt == "jsonl" else render(report, fmt, color=color) if fmt == "text" else render(report, fmt)
     if html:
         from kerascheck.reports.html import render_html  # jinja2: imported only when a page is written
 
         _write(html, render_html(report))
         if fmt == "text":
             text += f"HTML report: {html}\n"
-    if output:
+    if fmt == "jsonl":
+        pass  # already written, a line per model as each check ended
+    elif output:
         _write(output, text)
     else:
         click.echo(text, nl=False, color=color)
     return report.exit_code(fail_on)
+
+
+class _Stream(Listener):
+    """--format jsonl: each model's line written as its result arrives, to stdout or --output."""
+
+    def __init__(self, output: str | None):
+        self.fh = None
+        if output:
+            try:
+                self.fh = open(output, "w", encoding="utf-8")
+            except OSError as exc:
+                raise UsageError(f"cannot write {output}: {exc.strerror or exc}") from None
+
+    def finished(self, result, cached: bool) -> None:
+        from kerascheck.reports.json_report import render_model_line
+
+        line = render_model_line(result)
+        if self.fh is not None:
+            self.fh.write(line)
+            self.fh.flush()
+        else:
+            click.echo(line, nl=False)
+            sys.stdout.flush()
+
+    def close(self) -> None:
+        if self.fh is not None:
+            self.fh.close()
+
+
+class _Listeners(Listener):
+    def __init__(self, listeners):
+        self.listeners = [x for x in listeners if x is not None]
+        self.cached = 0
+
+    def planned(self, total: int) -> None:
+        for x in self.listeners:
+            x.planned(total)
+
+    def started(self, source: str) -> None:
+        for x in self.listeners:
+            x.started(source)
+
+    def finished(self, result, cached: bool) -> None:
+        self.cached += bool(cached)
+        for x in self.listeners:
+            x.finished(result, cached)
 
 
 def main(argv=None) -> None:

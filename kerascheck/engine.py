@@ -100,6 +100,8 @@ class ModelResult:
     rules_total: int = 0
     notes: list = field(default_factory=list)  # facts about the file that are no problem (libraries it uses)
     fixed: dict | None = None  # --fix-out: the repaired copy written, and what went into it
+    sha256: str | None = None  # of the bytes checked, when a runner knows it (a fetched copy, the cache)
+    cacheable: bool = True  # False when a runner gave the check up: it says nothing certain about the file
 
     def to_dict(self) -> dict:
         probe = self.probe.record() if self.probe is not None and hasattr(self.probe, "record") else None

@@ -1,6 +1,6 @@
 """Renderers: each turns one engine Report into text for people or machines. They never import rules."""
 
-FORMATS = ("text", "json", "sarif", "github")
+FORMATS = ("text", "json", "jsonl", "sarif", "github")
 
 
 def render(report, fmt: str, **options) -> str:
@@ -8,6 +8,10 @@ def render(report, fmt: str, **options) -> str:
         from kerascheck.reports.json_report import render_json
 
         return render_json(report)
+    if fmt == "jsonl":
+        from kerascheck.reports.json_report import render_jsonl
+
+        return render_jsonl(report)
     if fmt == "sarif":
         from kerascheck.reports.sarif import render_sarif
 

@@ -1,4 +1,7 @@
-"""JSON exactly as docs/report.schema.json gives it; numbers that JSON cannot hold become strings."""
+"""JSON exactly as docs/report.schema.json gives it; numbers that JSON cannot hold become strings.
+
+--format jsonl writes one model per line, each an object of the schema's definitions/model, in
+the order the checks end (a pipeline can act on each as it arrives)."""
 from __future__ import annotations
 
 import json
@@ -29,3 +32,12 @@ def to_json_dict(report) -> dict:
 
 def render_json(report) -> str:
     return json.dumps(to_json_dict(report), indent=2, allow_nan=False) + "\n"
+
+
+def render_model_line(model) -> str:
+    """One line of --format jsonl: the model's object, as in the JSON report's "models"."""
+    return json.dumps(json_safe(model.to_dict()), allow_nan=False, separators=(",", ":")) + "\n"
+
+
+def render_jsonl(report) -> str:
+    return "".join(render_model_line(m) for m in report.models)

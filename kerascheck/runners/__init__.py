@@ -1,33 +1,86 @@
-"""How files are run: in this process (`local`) or each in a worker process with a timeout and a
-memory limit (`isolated`). The CLI and the API choose; the engine checks one model and knows
-nothing of processes."""
+"""How files are run: in this process (`local`), each in a worker process with a timeout and a
+memory limit (`isolated`), or one Dask task per model on a cluster (`cluster`); where they come
+from (`sources`: paths and fsspec URLs) and which results can be reused (`cache`). The CLI and
+the API choose; the engine checks one model and knows nothing of processes."""
 from __future__ import annotations
 
 import sys
-from typing import Sequence
+from typing import Iterator, Sequence
 
-from kerascheck.engine import Report, needs_loading
+from kerascheck.engine import ModelResult, Report, needs_loading
 from kerascheck.rule import Rule
-from kerascheck.runners.isolated import Limits, check_isolated
-from kerascheck.runners.local import check_in_process, expand_paths
+from kerascheck.runners.isolated import Limits, iter_isolated
+from kerascheck.runners.local import iter_in_process
+from kerascheck.runners.sources import expand_paths
+
+
+class Listener:
+    """What a run tells as it goes (the progress bar, --format jsonl): each method may be left as is."""
+
+    def planned(self, total: int) -> None:
+        """The number of models the run will check, once the paths are expanded."""
+
+    def started(self, source: str) -> None:
+        """A model's check began (on a cluster: was sent)."""
+
+    def finished(self, result: ModelResult, cached: bool) -> None:
+        """A model's result arrived, from a check or from the cache."""
 
 
 def check_paths(paths: Sequence[str], rules: Sequence[Rule], static: bool = False, options=None,
-                limits: Limits | None = None) -> Report:
-    """Check every model under `paths`.
+                limits: Limits | None = None, *, scheduler=None, cache: str | None = None,
+                listener: Listener | None = None, explicit_memory: bool = False, expanded: bool = False) -> Report:
+    """Check every model under `paths` (local paths or fsspec URLs); the Report lists them in
+    path order, whichever order their checks ended in.
 
-    With `limits`, each file is checked in a worker process with a timeout and a memory limit
-    (kerascheck.runners.isolated); without, in this process.
+    With `scheduler` (an address, `local:N`, or a distributed.Client), one Dask task per model;
+    otherwise with `limits`, each file in a worker process with a timeout and a memory limit;
+    without, in this process. With `cache` (a folder), unchanged models reuse their last result.
+    `expanded`: the paths are expand_paths's answer already (folders searched, URLs listed).
     """
-    files = expand_paths(paths)
-    if limits is not None and files:
+    listener = listener or Listener()
+    files = list(paths) if expanded else expand_paths(paths)
+    listener.planned(len(files))
+    results: list[ModelResult | None] = [None] * len(files)
+    store = None
+    if cache is not None:
+        from kerascheck.runners.cache import Cache
+
+        store = Cache(cache, rules, static, options)
+    todo = []
+    for index, source in enumerate(files):
+        hit = store.lookup(source) if store is not None else None
+        if hit is not None:
+            results[index] = hit
+            listener.finished(hit, True)
+        else:
+            todo.append(index)
+    sources = [files[i] for i in todo]
+    for position, result in _run(sources, rules, static, options, limits, scheduler, explicit_memory, listener):
+        index = todo[position]
+        results[index] = result
+        if store is not None:
+            store.store(files[index], result)
+        listener.finished(result, False)
+    return Report(models=results, rules=list(rules))
+
+
+def _run(sources: list[str], rules, static, options, limits, scheduler, explicit_memory,
+         listener: Listener) -> Iterator[tuple[int, ModelResult]]:
+    if not sources:
+        return iter(())
+    if scheduler is not None:
+        from kerascheck.runners.cluster import iter_cluster  # Dask: imported only for a cluster run
+
+        limits = limits or Limits(timeout=600.0, memory_mb=0)
+        return iter_cluster(sources, list(rules), static, options, limits, scheduler,
+                            explicit_memory=explicit_memory, started=listener.started)
+    if limits is not None:
         # Workers that load models start with "spawn" (TensorFlow is not fork-safe); the spec tier
         # alone can "fork" a parent that never imported TensorFlow.
         method = "spawn" if needs_loading(rules, static, options) or "tensorflow" in sys.modules else "fork"
-        models = check_isolated(files, list(rules), static, options, limits, method)
-    else:
-        models = check_in_process(files, rules, static, options)
-    return Report(models=models, rules=list(rules))
+        return iter_isolated(sources, list(rules), static, options, limits, method, started=listener.started)
+    return iter_in_process(sources, rules, static, options, started=listener.started)
 
 
-__all__ = ["Limits", "check_paths", "expand_paths"]
+__all__ = ["Limits", "Listener", "check_paths", "expand_paths"]

@@ -7,13 +7,17 @@ number of files, so a long run over a folder keeps flat memory.
 """
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import time
-from multiprocessing.connection import wait
 from dataclasses import dataclass
+from multiprocessing.connection import wait
+from typing import Callable, Iterator
 
 from kerascheck.engine import ModelResult, check_file, select_rules
+from kerascheck.errors import InputError
+from kerascheck.runners.sources import is_url, local_copy, rename_result
 
 FILES_PER_WORKER = 20
 POLL_SECONDS = 0.05
@@ -46,7 +50,7 @@ def _worker(conn, rule_names, static, options):
         try:
             result = check_file(path, rules, static, options)
         except BaseException as exc:  # anything else still becomes one line for this file
-            result = ModelResult(path=path)
+            result = ModelResult(path=path, cacheable=False)
             detail = " ".join(str(exc).split())[:300]
             result.errors.append({"message": f"internal error while checking ({type(exc).__name__}: {detail}); "
                                              "please report it"})
@@ -80,17 +84,6 @@ class Worker:
         child.close()
         self.done = 0
         self.task: tuple[int, str, float] | None = None  # (index, path, start time)
-
-    def check(self, path: str, limits: Limits) -> ModelResult | None:
-        """Check one file and wait for it; None when the worker had to be stopped (then make a new one)."""
-        self.give(0, path)
-        started = time.monotonic()
-        while not self.conn.poll(POLL_SECONDS):
-            if self.overrun(started, limits):
-                self.kill()
-                return None
-        self.task = None
-        return self.conn.recv()
 
     def overrun(self, started: float, limits: Limits) -> str | None:
         """Why the current check must be stopped (died, too slow, too big), or None."""
@@ -132,60 +125,147 @@ class Worker:
         self.kill()
 
 
+def failure(path: str, message: str) -> ModelResult:
+    """The result of a file whose check the runner had to give up (timeout, memory, a dead worker):
+    says why, and is never cached, since it says nothing about the file for certain."""
+    result = ModelResult(path=path, cacheable=False)
+    result.errors.append({"message": message})
+    return result
+
+
+class Checker:
+    """One isolated worker process that checks file after file, one at a time, under the limits:
+    what a Dask task uses on its worker. Recycled like the pool's workers; a file that overruns
+    kills only the process, and the next file gets a fresh one."""
+
+    def __init__(self, rule_names, static: bool, options, limits: Limits, start_method: str = "spawn"):
+        self.ctx = multiprocessing.get_context(start_method)
+        self.args = (list(rule_names), static, options)
+        self.limits = limits
+        self.worker: Worker | None = None
+
+    def check(self, path: str) -> ModelResult:
+        if self.worker is None:
+            self.worker = Worker(self.ctx, *self.args)
+        worker = self.worker
+        worker.give(0, path)
+        started = time.monotonic()
+        while not worker.conn.poll(POLL_SECONDS):
+            reason = worker.overrun(started, self.limits)
+            if reason:
+                self.close(kill=True)
+                return failure(path, reason)
+        try:
+            result = worker.conn.recv()
+        except (EOFError, OSError):
+            self.close(kill=True)
+            return failure(path, "the worker checking it died (crashed or killed by the system)")
+        worker.task = None
+        worker.done += 1
+        if worker.done >= FILES_PER_WORKER:
+            self.close()
+        return result
+
+    def close(self, kill: bool = False) -> None:
+        if self.worker is not None:
+            self.worker.kill() if kill else self.worker.stop()
+            self.worker = None
+
+
 def check_isolated(paths: list[str], rules, static: bool, options, limits: Limits,
                    start_method: str = "spawn") -> list[ModelResult]:
-    """check_file for each path in worker processes; results in the order of `paths`.
+    """check_file for each path in worker processes; results in the order of `paths`."""
+    results: list[ModelResult | None] = [None] * len(paths)
+    for index, result in iter_isolated(paths, rules, static, options, limits, start_method):
+        results[index] = result
+    return results
+
+
+def iter_isolated(sources: list[str], rules, static: bool, options, limits: Limits, start_method: str = "spawn",
+                  started: Callable[[str], None] | None = None) -> Iterator[tuple[int, ModelResult]]:
+    """(index in `sources`, result) for each model as its check ends, `limits.jobs` at a time.
 
     Workers that load models start with "spawn" (TensorFlow is not fork-safe); the
     spec tier alone can "fork" a parent that never imported TensorFlow, which costs
-    milliseconds, so even the fast path cannot be hung by a corrupt file.
+    milliseconds, so even the fast path cannot be hung by a corrupt file. A URL is
+    copied here, just before its check, into a private folder the worker reads.
     """
     ctx = multiprocessing.get_context(start_method)
     names = [r.name for r in rules]
-    results: list[ModelResult | None] = [None] * len(paths)
-    queue = list(enumerate(paths))
+    queue = list(enumerate(sources))
     workers: list[Worker] = []
+    copies: dict[int, tuple[contextlib.ExitStack, str, str, str]] = {}  # index -> (stack, local, url, sha)
+    ready: list[tuple[int, ModelResult]] = []
+
+    def finish(index: int, result: ModelResult) -> None:
+        if index in copies:
+            stack, local, url, digest = copies.pop(index)
+            stack.close()
+            rename_result(result, local, url)
+            result.sha256 = digest
+        ready.append((index, result))
 
     def fail(worker: Worker, message: str) -> None:
         index, path, _ = worker.task
-        result = ModelResult(path=path)
-        result.errors.append({"message": message})
-        results[index] = result
+        finish(index, failure(path, message))
         worker.kill()
         workers.remove(worker)
+
+    def give(worker: Worker, index: int, source: str) -> bool:
+        if started is not None:
+            started(source)
+        if not is_url(source):
+            worker.give(index, source)
+            return True
+        stack = contextlib.ExitStack()
+        try:
+            local, digest = stack.enter_context(local_copy(source))
+        except InputError as exc:
+            stack.close()
+            result = ModelResult(path=source)
+            result.errors.append({"message": str(exc)})
+            finish(index, result)
+            return False
+        copies[index] = (stack, local, source, digest)
+        worker.give(index, local)
+        return True
 
     try:
         while queue or any(w.task for w in workers):
             while queue and len([w for w in workers if w.task is None]) == 0 and len(workers) < limits.jobs:
                 workers.append(Worker(ctx, names, static, options))
             for worker in [w for w in workers if w.task is None]:
-                if not queue:
-                    break
-                worker.give(*queue.pop(0))
+                while queue and not give(worker, *queue.pop(0)):
+                    pass
             for worker in list(workers):
                 if worker.task is None:
                     continue
-                index, path, started = worker.task
+                index, path, started_at = worker.task
                 if worker.conn.poll():
                     try:
-                        results[index] = worker.conn.recv()
+                        result = worker.conn.recv()
                     except (EOFError, OSError):
                         fail(worker, "the worker checking it died (crashed or killed by the system)")
                         continue
+                    finish(index, result)
                     worker.task = None
                     worker.done += 1
                     if worker.done >= FILES_PER_WORKER:
                         worker.stop()  # a fresh worker keeps memory flat over long runs
                         workers.remove(worker)
                 else:
-                    reason = worker.overrun(started, limits)
+                    reason = worker.overrun(started_at, limits)
                     if reason:
                         fail(worker, reason)
+            yield from ready
+            ready.clear()
             busy = [w.conn for w in workers if w.task is not None]
             if busy:
                 # Wake as soon as a result arrives; otherwise look at the clocks and memory again.
                 wait(busy, timeout=POLL_SECONDS)
+        yield from ready
     finally:
         for worker in workers:
             worker.stop()
-    return results
+        for stack, *_ in copies.values():
+            stack.close()

@@ -1,34 +1,40 @@
-"""The files a run checks, and checking them one after the other in this process (the Python API,
-where the caller's registered classes must be visible)."""
+"""Checking files one after the other in this process (the Python API, where the caller's
+registered classes must be visible)."""
 from __future__ import annotations
 
-import os
-from typing import Iterable, Sequence
+from typing import Iterator, Sequence
 
 from kerascheck.engine import ModelResult, check_file
+from kerascheck.errors import InputError
 from kerascheck.rule import Rule
-
-MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
-
-
-def expand_paths(paths: Iterable[str]) -> list[str]:
-    """Files to check, in a stable order: folders are searched recursively.
-
-    A SavedModel folder (one with saved_model.pb) is one model: kept as one entry, not searched.
-    """
-    out: list[str] = []
-    for path in paths:
-        if os.path.isdir(path) and not os.path.exists(os.path.join(path, "saved_model.pb")):
-            for root, dirs, files in os.walk(path):
-                dirs.sort()
-                saved = [d for d in dirs if os.path.exists(os.path.join(root, d, "saved_model.pb"))]
-                out.extend(os.path.join(root, d) for d in saved)
-                dirs[:] = [d for d in dirs if d not in saved and not d.startswith(".")]
-                out.extend(os.path.join(root, f) for f in sorted(files) if f.lower().endswith(MODEL_SUFFIXES))
-        else:
-            out.append(path)
-    return out
+from kerascheck.runners.sources import is_url, local_copy, rename_result
 
 
 def check_in_process(files: Sequence[str], rules: Sequence[Rule], static: bool, options) -> list[ModelResult]:
-    return [check_file(p, rules, static, options) for p in files]
+    return [result for _, result in iter_in_process(files, rules, static, options)]
+
+
+def iter_in_process(files: Sequence[str], rules: Sequence[Rule], static: bool, options,
+                    started=None) -> Iterator[tuple[int, ModelResult]]:
+    for index, source in enumerate(files):
+        if started is not None:
+            started(source)
+        yield index, check_source(source, rules, static, options)
+
+
+def check_source(source: str, rules: Sequence[Rule], static: bool, options) -> ModelResult:
+    """check_file on a local path, or on a private copy of a URL (the result names the URL)."""
+    if not is_url(source):
+        return check_file(source, rules, static, options)
+    try:
+        with local_copy(source) as (local, digest):
+            result = rename_result(check_file(local, rules, static, options), local, source)
+            result.sha256 = digest
+            return result
+    except InputError as exc:
+        result = ModelResult(path=source)
+        result.errors.append({"message": str(exc)})
+        return result
+
+
+__all__ = ["check_in_process", "check_source", "iter_in_process"]

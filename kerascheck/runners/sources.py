@@ -1,0 +1,224 @@
+"""Where models come from: local paths, or fsspec URLs (s3://, gs://, file://, memory://, ...).
+
+A URL is listed where it lives; each model is then copied by the process that dispatches its
+check into a private temporary folder, byte for byte with a size limit, and checked there like a
+local file: nothing in it runs while it is copied, and reports name the URL, never the copy.
+fsspec is imported only when a URL is given.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import shutil
+import tempfile
+from typing import Iterable, Iterator
+
+from kerascheck.errors import InputError
+from kerascheck.formats.limits import human_size
+
+MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
+SAVED_MODEL_MARK = "saved_model.pb"
+
+# A copy larger than this is refused before a byte is written: no real Keras model comes near it,
+# and the local readers' own limits (members, tensors) apply to what is copied.
+MAX_FETCH_BYTES = 64 << 30
+# Room left on the temporary disk after a copy.
+FREE_MARGIN_BYTES = 1 << 30
+CHUNK = 8 << 20
+
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
+
+
+def is_url(path: str) -> bool:
+    return bool(_URL.match(path))
+
+
+def expand_paths(paths: Iterable[str]) -> list[str]:
+    """Models to check, in a stable order: folders (local or remote) are searched recursively.
+
+    A SavedModel folder (one with saved_model.pb) is one model: kept as one entry, not searched.
+    """
+    out: list[str] = []
+    for path in paths:
+        if is_url(path):
+            out.extend(list_url(path))
+        elif os.path.isdir(path) and not os.path.exists(os.path.join(path, SAVED_MODEL_MARK)):
+            for root, dirs, files in os.walk(path):
+                dirs.sort()
+                saved = [d for d in dirs if os.path.exists(os.path.join(root, d, SAVED_MODEL_MARK))]
+                out.extend(os.path.join(root, d) for d in saved)
+                dirs[:] = [d for d in dirs if d not in saved and not d.startswith(".")]
+                out.extend(os.path.join(root, f) for f in sorted(files) if f.lower().endswith(MODEL_SUFFIXES))
+        else:
+            out.append(path)
+    return out
+
+
+def filesystem(url: str):
+    """(fsspec filesystem, path inside it) for a URL; one clear error when it cannot be opened."""
+    try:
+        import fsspec
+    except ImportError:
+        raise InputError(f"{url}: reading URLs needs fsspec (pip install fsspec, plus s3fs or gcsfs for "
+                         "s3:// and gs://)") from None
+    try:
+        return fsspec.core.url_to_fs(url)
+    except (ImportError, ValueError) as exc:
+        raise InputError(f"{url}: cannot open this URL ({' '.join(str(exc).split())[:200]})") from None
+
+
+def list_url(url: str) -> list[str]:
+    """The models under a URL, as URLs; the URL itself when it names one file or SavedModel folder.
+
+    A URL that cannot be listed is returned as it is: its check then fails with the reason, and
+    the run goes on with the other paths.
+    """
+    try:
+        fs, root = filesystem(url)
+        if not fs.isdir(root):
+            return [url]
+        if fs.exists(_join(root, SAVED_MODEL_MARK)):
+            return [url]
+        found = sorted(fs.find(root, withdirs=False))
+    except InputError:
+        return [url]
+    except Exception:  # the filesystem's own errors (missing bucket, no credentials) surface on the check
+        return [url]
+    saved = sorted({p.rsplit("/", 1)[0] for p in found if p.rsplit("/", 1)[-1] == SAVED_MODEL_MARK})
+    out = []
+    for path in found:
+        if any(path.startswith(s + "/") for s in saved) or _hidden(path, root):
+            continue
+        if path.lower().endswith(MODEL_SUFFIXES):
+            out.append(path)
+    out.extend(saved)
+    # Named under the URL as the user spelled it, not as fsspec normalises paths.
+    base = root.rstrip("/")
+    return [url.rstrip("/") + "/" + p[len(base) + 1:] if p.startswith(base + "/") else fs.unstrip_protocol(p)
+            for p in sorted(out)]
+
+
+def _hidden(path: str, root: str) -> bool:
+    rel = path[len(root):].strip("/") if path.startswith(root) else path
+    return any(part.startswith(".") for part in rel.split("/")[:-1])
+
+
+def _join(root: str, name: str) -> str:
+    return root.rstrip("/") + "/" + name
+
+
+def identity(url: str) -> str | None:
+    """What the storage says about a remote model without reading it (size, ETag or modification
+    time): the cache's way to know a copy is unchanged; None when the storage cannot say."""
+    try:
+        fs, path = filesystem(url)
+        if fs.isdir(path):
+            parts = [f"{p}:{fs.checksum(p)}" for p in sorted(fs.find(path, withdirs=False))]
+            return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+        return f"{fs.checksum(path)}"
+    except Exception:
+        return None
+
+
+@contextlib.contextmanager
+def local_copy(url: str) -> Iterator[tuple[str, str]]:
+    """(path of a private local copy, sha256 of its bytes) for the life of the block.
+
+    The copy sits in a fresh folder only this user can read, keeps the file's name (the format is
+    told by it) and is removed afterwards. Too large for the limit or for the free disk: InputError.
+    """
+    fs, path = filesystem(url)
+    folder = tempfile.mkdtemp(prefix="kerascheck-fetch-")  # mode 0700
+    try:
+        name = path.rstrip("/").rsplit("/", 1)[-1] or "model"
+        target = os.path.join(folder, name)
+        try:
+            if fs.isdir(path):
+                digest = _copy_folder(fs, path, target, url)
+            elif fs.exists(path):
+                digest = _copy_file(fs, path, target, url, hashlib.sha256(), 0)[0].hexdigest()
+            else:
+                raise InputError("no such file or folder")
+        except InputError as exc:
+            raise InputError(f"cannot fetch it: {exc}") from None
+        except Exception as exc:  # network, permissions, the storage's own errors
+            detail = " ".join(str(exc).split())[:200]
+            raise InputError(f"cannot fetch it: {type(exc).__name__}: {detail}") from None
+        yield target, digest
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _copy_folder(fs, path: str, target: str, url: str) -> str:
+    digest, total = hashlib.sha256(), 0
+    for member in sorted(fs.find(path, withdirs=False)):
+        rel = member[len(path.rstrip("/")) + 1:]
+        if not rel or rel.startswith("/") or ".." in rel.split("/"):
+            continue  # never written outside the copy's folder
+        local = os.path.join(target, *rel.split("/"))
+        os.makedirs(os.path.dirname(local), exist_ok=True)
+        digest.update(rel.encode() + b"\0")
+        digest, total = _copy_file(fs, member, local, url, digest, total)
+    return digest.hexdigest()
+
+
+def _copy_file(fs, path: str, local: str, url: str, digest, total: int):
+    size = (fs.info(path) or {}).get("size")
+    if size is not None:
+        _room_for(total + int(size), os.path.dirname(local))
+    with fs.open(path, "rb") as src, open(local, "wb") as dst:
+        while True:
+            chunk = src.read(CHUNK)
+            if not chunk:
+                break
+            total += len(chunk)
+            if total > MAX_FETCH_BYTES:  # the storage said less than it sent
+                raise InputError(f"larger than {human_size(MAX_FETCH_BYTES)}, the most kerascheck copies")
+            digest.update(chunk)
+            dst.write(chunk)
+    return digest, total
+
+
+def _room_for(size: int, folder: str) -> None:
+    if size > MAX_FETCH_BYTES:
+        raise InputError(f"it is {human_size(size)}, larger than {human_size(MAX_FETCH_BYTES)}, the most "
+                         "kerascheck copies")
+    free = shutil.disk_usage(folder).free
+    if size > free - FREE_MARGIN_BYTES:
+        raise InputError(f"it is {human_size(size)} and the temporary folder has {human_size(free)} free")
+
+
+def sha256_of(path: str) -> str:
+    """sha256 of a local model: the file's bytes, or a SavedModel folder's names and bytes in order
+    (the same digest `local_copy` gives for the same folder fetched)."""
+    if not os.path.isdir(path):
+        return _digest_file(path, hashlib.sha256()).hexdigest()
+    digest = hashlib.sha256()
+    members = []
+    for root, dirs, files in os.walk(path):
+        dirs.sort()
+        members.extend(os.path.join(root, f) for f in files)
+    for member in sorted(members, key=lambda m: os.path.relpath(m, path).replace(os.sep, "/")):
+        digest.update(os.path.relpath(member, path).replace(os.sep, "/").encode() + b"\0")
+        _digest_file(member, digest)
+    return digest.hexdigest()
+
+
+def _digest_file(path: str, digest):
+    with open(path, "rb") as fh:
+        while chunk := fh.read(CHUNK):
+            digest.update(chunk)
+    return digest
+
+
+def rename_result(result, checked: str, shown: str):
+    """The result of checking `checked` as the report shows it, under `shown` (the URL a copy came
+    from, the path a cached result is reused at): its path and any message that quoted the other."""
+    result.path = shown
+    if checked != shown:
+        for entry in result.errors:
+            if isinstance(entry.get("message"), str):
+                entry["message"] = entry["message"].replace(checked, shown)
+    return result
