@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HEALTHY = os.path.join(ROOT, "examples", "healthy.keras")
 
 
 # What TensorFlow, absl and Keras print on their own; none of it may reach a user's terminal.

@@ -1,55 +1,8 @@
-"""Models that hang or blow up memory cost one file (exit 2), not the run."""
+"""Models that hang or blow up memory cost one file (exit 2), not the run (the models: conftest's
+`hostile` fixture)."""
 import os
-import textwrap
 
-import keras
-import pytest
-
-from helpers import ROOT, json_report, kerascheck
-
-HEALTHY = os.path.join(ROOT, "examples", "healthy.keras")
-
-HOSTILE_LAYERS = textwrap.dedent('''
-    import time
-
-    import keras
-    import numpy as np
-
-    HOARD = []
-
-
-    @keras.saving.register_keras_serializable(package="kchostile")
-    class Sleeper(keras.layers.Layer):
-        def call(self, x):
-            time.sleep(3600)  # runs when the probes trace the model
-            return x
-
-
-    @keras.saving.register_keras_serializable(package="kchostile")
-    class Hoarder(keras.layers.Layer):
-        def call(self, x):
-            for _ in range(40):
-                HOARD.append(np.ones(2**27))  # 1 GiB each, touched, never released
-            return x
-''')
-
-
-@pytest.fixture()
-def hostile(tmp_path):
-    code = tmp_path / "kc_hostile_layers.py"
-    code.write_text(HOSTILE_LAYERS)
-    # Save models with harmless stand-ins registered under the same names; the hostile
-    # classes arrive only in kerascheck's worker, through --custom-objects.
-    paths = {}
-    for name in ("Sleeper", "Hoarder"):
-        cls = type(name, (keras.layers.Layer,), {"call": lambda self, x: x})
-        keras.saving.register_keras_serializable(package="kchostile", name=name)(cls)
-        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(4), cls(name=name.lower()),
-                                  keras.layers.Dense(1)])
-        model.compile(optimizer="adam", loss="mse")
-        paths[name] = str(tmp_path / f"{name.lower()}.keras")
-        model.save(paths[name])
-    return paths, str(code)
+from helpers import HEALTHY, ROOT, json_report, kerascheck
 
 
 def test_a_hanging_model_times_out_and_the_next_file_is_checked(hostile):

@@ -65,8 +65,9 @@ def connect(scheduler, verbose: bool = False):
     n = local_workers(scheduler)
     level = logging.WARNING if verbose else logging.CRITICAL
     if n is not None:
+        # Port 0 for the scheduler's web server: no warning when another cluster holds 8787.
         with _dask_logs(level), distributed.LocalCluster(
-                n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+                n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
                 silence_logs=level) as cluster, distributed.Client(cluster) as client:
             yield client
         return

@@ -8,6 +8,7 @@ fsspec is imported only when a URL is given.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import os
 import re
@@ -93,11 +94,18 @@ def list_url(url: str) -> list[str]:
             continue
         if path.lower().endswith(MODEL_SUFFIXES):
             out.append(path)
-    out.extend(saved)
-    # Named under the URL as the user spelled it, not as fsspec normalises paths.
     base = root.rstrip("/")
-    return [url.rstrip("/") + "/" + p[len(base) + 1:] if p.startswith(base + "/") else fs.unstrip_protocol(p)
-            for p in sorted(out)]
+    rels = [p[len(base) + 1:] for p in out + saved if p.startswith(base + "/")]
+    saved_rels = {p[len(base) + 1:] for p in saved}
+    # The order a local folder gives (os.walk, top down): a folder's SavedModels, then its files,
+    # then its subfolders by name; named under the URL as the user spelled it.
+    rels.sort(key=lambda rel: _walk_order(rel, rel in saved_rels))
+    return [url.rstrip("/") + "/" + rel for rel in rels]
+
+
+def _walk_order(rel: str, saved: bool) -> tuple:
+    *folders, name = rel.split("/")
+    return tuple((1, f) for f in folders) + ((0, 0 if saved else 1, name),)
 
 
 def _hidden(path: str, root: str) -> bool:
@@ -215,10 +223,26 @@ def _digest_file(path: str, digest):
 
 def rename_result(result, checked: str, shown: str):
     """The result of checking `checked` as the report shows it, under `shown` (the URL a copy came
-    from, the path a cached result is reused at): its path and any message that quoted the other."""
+    from, the path a cached result is reused at): its path and every text that quoted the other
+    (messages, evidence such as a finding's source file, skip reasons, notes)."""
     result.path = shown
     if checked != shown:
-        for entry in result.errors:
-            if isinstance(entry.get("message"), str):
-                entry["message"] = entry["message"].replace(checked, shown)
+        result.findings = [dataclasses.replace(f, message=_renamed(f.message, checked, shown),
+                                               evidence=_renamed(f.evidence, checked, shown))
+                           for f in result.findings]
+        result.errors = _renamed(result.errors, checked, shown)
+        result.skipped = _renamed(result.skipped, checked, shown)
+        result.notes = _renamed(result.notes, checked, shown)
     return result
+
+
+def _renamed(value, old: str, new: str):
+    if isinstance(value, str):
+        return value.replace(old, new)
+    if isinstance(value, dict):
+        return {k: _renamed(v, old, new) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_renamed(v, old, new) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_renamed(v, old, new) for v in value)
+    return value
