@@ -14,12 +14,16 @@ from kerascheck.runners import check_paths
 
 def check(model_or_path: Any, data: Any = None, *, select: Sequence[str] = (), ignore: Sequence[str] = (),
           static: bool = False, custom_objects: Sequence[str] = (), unsafe: bool = False, budget: float = DEFAULT_BUDGET,
-          device: str = "auto", seed: int = 0) -> Report:
+          device: str = "auto", seed: int = 0, scheduler: Any = None, cache: str | None = None) -> Report:
     """Check a keras.Model in memory, or model files and folders, and return the Report.
 
     `data` is a path (.npz/.npy, as --data), an (x, y) tuple, or a dict of arrays
     ({"x": ..., "y": ...}, or x_<input name> for several inputs). The model you pass
     is never trained: kerascheck saves a copy and probes that.
+
+    Paths may be fsspec URLs. `scheduler` (paths only): a Dask address, `local:N` or a
+    distributed.Client, to check one model per task on that cluster; `cache`: a folder where
+    results of unchanged models are kept and reused (as --cache).
     """
     rules = select_rules(list(select), list(ignore))
     with tempfile.TemporaryDirectory(prefix="kerascheck-") as tmp:
@@ -33,7 +37,7 @@ def check(model_or_path: Any, data: Any = None, *, select: Sequence[str] = (), i
             return Report(models=[result], rules=list(rules))
         paths = [os.fspath(p) for p in model_or_path] if isinstance(model_or_path, (list, tuple)) \
             else [os.fspath(model_or_path)]
-        return check_paths(paths, rules, static=static, options=options)
+        return check_paths(paths, rules, static=static, options=options, scheduler=scheduler, cache=cache)
 
 
 def _is_keras_model(obj) -> bool:

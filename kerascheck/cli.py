@@ -13,7 +13,6 @@ from kerascheck.options import DEFAULT_BUDGET, Options
 from kerascheck.reports import render
 from kerascheck.runners import Limits, Listener, check_paths
 from kerascheck.runners.cluster import ENVIRONMENT, import_distributed, local_workers
-from kerascheck.runners.isolated import default_memory_mb
 from kerascheck.runners.progress import ProgressBar
 from kerascheck.runners.sources import expand_paths
 from kerascheck.version import __version__
@@ -94,7 +93,8 @@ def _split(values) -> list[str]:
                    "[default: 600, or 60 with --static]")
 @click.option("--max-memory", "max_memory", type=click.IntRange(min=256), default=None, metavar="MB",
               help="Stop checking a file whose worker uses more memory than this.  "
-                   "[default: 3/4 of RAM over --jobs, at most 8192]")
+                   "[default: 3/4 of RAM over --jobs, at most 8192; on a cluster, each worker's share of "
+                   "its Dask memory limit]")
 @click.option("--scheduler", metavar="ADDRESS", default=None,
               help="Check on a Dask cluster, one task per model: tcp://host:8786, or local:N for N worker "
                    "processes on this machine (needs pip install 'kerascheck[dask]').  "
@@ -173,7 +173,7 @@ def cli(paths, select, ignore, fail_on, fmt, output, html, no_html, static, data
         _check_gpu()
     jobs = jobs or _number(config, "jobs", int, 1)
     limits = Limits(timeout=timeout or _number(config, "timeout", float, 60.0 if static else 600.0),
-                    memory_mb=max_memory or _number(config, "max-memory", int, default_memory_mb(jobs)), jobs=jobs)
+                    memory_mb=max_memory or _number(config, "max-memory", int, None), jobs=jobs)
     scheduler = scheduler or config.get("scheduler") or os.environ.get(ENVIRONMENT) or None
     if scheduler is not None:
         import_distributed()  # one clear line, before anything is read, when Dask is missing
@@ -199,7 +199,7 @@ def cli(paths, select, ignore, fail_on, fmt, output, html, no_html, static, data
     listener = _Listeners([bar, stream])
     try:
         report = check_paths(files, rules, static=static, options=options, limits=limits, scheduler=scheduler,
-                             cache=cache, listener=listener, explicit_memory=bool(max_memory or "max-memory" in config),
+                             cache=cache, listener=listener,
                              expanded=True)
     finally:
         if bar is not None:

@@ -14,7 +14,7 @@ from kerascheck.errors import UsageError
 
 KEYS = {"select": list, "ignore": list, "fail-on": str, "format": str, "output": str, "static": bool,
         "custom-objects": list, "budget": str, "device": str, "seed": str, "jobs": str, "timeout": str,
-        "max-memory": str, "html": str}
+        "max-memory": str, "html": str, "scheduler": str, "cache": str}
 
 
 def find_config(start: str | None = None) -> tuple[dict[str, Any], str | None]:

@@ -84,7 +84,7 @@ def test_a_hanging_and_a_greedy_model_fail_alone_and_the_workers_survive(client,
     before = client.run(os.getpid)
     report = check_paths([paths["Sleeper"], paths["Hoarder"], HEALTHY], select_rules(["KC6"]),
                          options=Options(custom_objects=(code,)), limits=Limits(timeout=12, memory_mb=2500, jobs=2),
-                         scheduler=client, explicit_memory=True)
+                         scheduler=client)
     sleeper, hoarder, healthy = report.models
     # The same messages as a local run (tests/test_isolation.py).
     assert sleeper.errors == [{"message": "checking it took longer than --timeout 12 s and was stopped"}]
@@ -106,3 +106,7 @@ def test_scheduler_errors_are_one_line(tmp_path):
     proc = kerascheck("--static", HEALTHY, env={"DASK_SCHEDULER_ADDRESS": "local:none"})
     assert (proc.returncode, proc.stderr) == (2, "kerascheck: error: --scheduler 'local:none': use local:N with N "
                                                  "a number of workers, or an address such as tcp://host:8786\n")
+    # So may the config file, which wins over the variable.
+    (tmp_path / "pyproject.toml").write_text('[tool.kerascheck]\nscheduler = "local:0"\n')
+    proc = kerascheck("--static", HEALTHY, cwd=str(tmp_path), env={"DASK_SCHEDULER_ADDRESS": "local:none"})
+    assert proc.stderr.startswith("kerascheck: error: --scheduler 'local:0': use local:N")

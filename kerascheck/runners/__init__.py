@@ -5,11 +5,12 @@ the API choose; the engine checks one model and knows nothing of processes."""
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from typing import Iterator, Sequence
 
 from kerascheck.engine import ModelResult, Report, needs_loading
 from kerascheck.rule import Rule
-from kerascheck.runners.isolated import Limits, iter_isolated
+from kerascheck.runners.isolated import Limits, default_memory_mb, iter_isolated
 from kerascheck.runners.local import iter_in_process
 from kerascheck.runners.sources import expand_paths
 
@@ -29,7 +30,7 @@ class Listener:
 
 def check_paths(paths: Sequence[str], rules: Sequence[Rule], static: bool = False, options=None,
                 limits: Limits | None = None, *, scheduler=None, cache: str | None = None,
-                listener: Listener | None = None, explicit_memory: bool = False, expanded: bool = False) -> Report:
+                listener: Listener | None = None, expanded: bool = False) -> Report:
     """Check every model under `paths` (local paths or fsspec URLs); the Report lists them in
     path order, whichever order their checks ended in.
 
@@ -56,7 +57,7 @@ def check_paths(paths: Sequence[str], rules: Sequence[Rule], static: bool = Fals
         else:
             todo.append(index)
     sources = [files[i] for i in todo]
-    for position, result in _run(sources, rules, static, options, limits, scheduler, explicit_memory, listener):
+    for position, result in _run(sources, rules, static, options, limits, scheduler, listener):
         index = todo[position]
         results[index] = result
         if store is not None:
@@ -65,17 +66,18 @@ def check_paths(paths: Sequence[str], rules: Sequence[Rule], static: bool = Fals
     return Report(models=results, rules=list(rules))
 
 
-def _run(sources: list[str], rules, static, options, limits, scheduler, explicit_memory,
-         listener: Listener) -> Iterator[tuple[int, ModelResult]]:
+def _run(sources: list[str], rules, static, options, limits, scheduler, listener: Listener) -> Iterator[tuple[int, ModelResult]]:
     if not sources:
         return iter(())
     if scheduler is not None:
         from kerascheck.runners.cluster import iter_cluster  # Dask: imported only for a cluster run
 
-        limits = limits or Limits(timeout=600.0, memory_mb=0)
-        return iter_cluster(sources, list(rules), static, options, limits, scheduler,
-                            explicit_memory=explicit_memory, started=listener.started)
+        # Without a memory limit, each worker takes its share of its own machine or Dask limit.
+        limits = limits or Limits(timeout=600.0, memory_mb=None)
+        return iter_cluster(sources, list(rules), static, options, limits, scheduler, started=listener.started)
     if limits is not None:
+        if limits.memory_mb is None:
+            limits = replace(limits, memory_mb=default_memory_mb(limits.jobs))
         # Workers that load models start with "spawn" (TensorFlow is not fork-safe); the spec tier
         # alone can "fork" a parent that never imported TensorFlow.
         method = "spawn" if needs_loading(rules, static, options) or "tensorflow" in sys.modules else "fork"

@@ -98,7 +98,7 @@ def _dask_logs(level: int):
 
 
 def iter_cluster(sources: list[str], rules, static: bool, options, limits: Limits, scheduler,
-                 explicit_memory: bool = False, started: Callable[[str], None] | None = None
+                 started: Callable[[str], None] | None = None
                  ) -> Iterator[tuple[int, ModelResult]]:
     """(index in `sources`, result) for each model as its task ends on the cluster."""
     distributed = import_distributed()
@@ -107,24 +107,26 @@ def iter_cluster(sources: list[str], rules, static: bool, options, limits: Limit
     with connect(scheduler, verbose) as client:
         # Unique per run, so a scheduler never hands back another run's results for a key.
         token = os.urandom(6).hex()
-        job = (names, static, options, limits.timeout, limits.memory_mb if explicit_memory else None, __version__)
-        futures = {}
-        for index, source in enumerate(sources):
-            future = client.submit(check_task, source, job, key=f"kerascheck-{token}-{index}", pure=False)
-            futures[future] = index
+        job = (names, static, options, limits.timeout, limits.memory_mb, __version__)
+        # Sent once to every worker rather than with each of thousands of tasks.
+        shared = client.scatter(job, broadcast=True, hash=False)
+        submitted = client.map(check_task, sources, [shared] * len(sources), pure=False,
+                               key=[f"kerascheck-{token}-{i}" for i in range(len(sources))])
+        futures = {future: index for index, future in enumerate(submitted)}
+        del submitted
         # Which files are running is the cluster's business; a file counts as started when submitted.
         if started is not None:
             for source in sources:
                 started(source)
         try:
-            for future in distributed.as_completed(futures):
-                index = futures[future]
-                try:
-                    result = future.result()
-                except Exception as exc:  # the task itself failed: its worker was lost, or it was cancelled
-                    detail = " ".join(str(exc).split())[:200]
-                    result = failure(sources[index], f"its Dask task failed ({type(exc).__name__}: {detail})")
-                yield index, result
+            # Results come back in batches, as they end: one round trip for many small results.
+            for batch in distributed.as_completed(futures, with_results=True, raise_errors=False).batches():
+                for future, result in batch:
+                    index = futures.pop(future)  # its result is released on the worker as it arrives
+                    if isinstance(result, BaseException) or future.status == "error":
+                        detail = " ".join(str(result).split())[:200]
+                        result = failure(sources[index], f"its Dask task failed ({type(result).__name__}: {detail})")
+                    yield index, result
         finally:
             for future in futures:
                 if not future.done():
