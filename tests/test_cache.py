@@ -49,6 +49,12 @@ def test_a_rerun_checks_only_what_changed(tmp_path):
     for fmt in ("json", "text", "sarif"):
         assert render(warm, fmt) == render(cold, fmt)
 
+    # Touched but unchanged: its size and time no longer vouch for it, its bytes still do.
+    stamp = os.stat(folder / "legacy_logits.h5").st_mtime + 60
+    os.utime(folder / "legacy_logits.h5", (stamp, stamp))
+    _, count = run([str(folder)], cache, static=True)
+    assert count.checked == []
+
     # The file changes under the same name: checked again, and its new findings reported.
     shutil.copy(os.path.join(EXAMPLES, "bad_init.keras"), folder / "healthy.keras")
     changed, count = run([str(folder)], cache, static=True)

@@ -110,26 +110,33 @@ class Cache:
         _write(self._entry(digest), MAGIC + pickle.dumps((source, result), protocol=pickle.HIGHEST_PROTOCOL))
 
     def _digest(self, source: str) -> str | None:
+        """The sha256 of the model's bytes as they are now, or None when unknown before its check.
+
+        What the storage says about a model without reading it (size and modification time, or a
+        bucket's ETag) stands for its bytes until it changes, as git's index does: which bytes it
+        stood for was recorded when they were last read, so a warm run over large local models
+        reads no model, and an unchanged remote object is not fetched again."""
         if source in self.digests:
             return self.digests[source]
-        if is_url(source):
-            # The storage's size and ETag or modification time stand for the bytes until they change;
-            # which bytes they stood for was recorded when the model was last fetched and checked.
-            ident = identity(source)
-            if ident is None:
-                return None
+        ident = identity(source)
+        if ident is not None:
             self.identities[source] = ident
             try:
                 with open(self._index(source, ident), "rb") as fh:
                     digest = fh.read().decode().strip()
+                self.digests[source] = digest
+                return digest
             except (OSError, UnicodeError):
-                return None
-        else:
-            try:
-                digest = sha256_of(source)
-            except OSError:
-                return None  # a missing or unreadable file: its check says why
+                pass
+        if is_url(source):
+            return None  # known once the worker that checks it has fetched it
+        try:
+            digest = sha256_of(source)
+        except OSError:
+            return None  # a missing or unreadable file: its check says why
         self.digests[source] = digest
+        if ident is not None:
+            _write(self._index(source, ident), digest.encode())
         return digest
 
     def _entry(self, digest: str) -> str:
@@ -137,7 +144,7 @@ class Cache:
 
     def _index(self, url: str, ident: str) -> str:
         key = hashlib.sha256(f"{url}\n{ident}".encode()).hexdigest()
-        return os.path.join(self.folder, "urls", key[:2], key)
+        return os.path.join(self.folder, "seen", key[:2], key)
 
 
 def fingerprint(rules, static: bool, options) -> tuple[str | None, str | None]:

@@ -17,6 +17,7 @@ from typing import Callable, Iterator
 
 from kerascheck.engine import ModelResult
 from kerascheck.errors import InputError, UsageError
+from kerascheck.runners.cache import code_digest
 from kerascheck.runners.isolated import Checker, Limits, default_memory_mb, failure
 from kerascheck.runners.sources import is_url, local_copy, rename_result
 from kerascheck.version import __version__
@@ -65,8 +66,11 @@ def connect(scheduler, verbose: bool = False):
     n = local_workers(scheduler)
     level = logging.WARNING if verbose else logging.CRITICAL
     if n is not None:
-        # Port 0 for the scheduler's web server: no warning when another cluster holds 8787.
-        with _dask_logs(level), distributed.LocalCluster(
+        import dask
+
+        # Port 0 for the scheduler's web server: no warning when another cluster holds 8787. No
+        # statistical profiling: its sampling thread in every worker costs CPU the checks need.
+        with _dask_logs(level), dask.config.set({"distributed.worker.profile.enabled": False}), distributed.LocalCluster(
                 n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
                 silence_logs=level) as cluster, distributed.Client(cluster) as client:
             yield client
@@ -107,7 +111,7 @@ def iter_cluster(sources: list[str], rules, static: bool, options, limits: Limit
     with connect(scheduler, verbose) as client:
         # Unique per run, so a scheduler never hands back another run's results for a key.
         token = os.urandom(6).hex()
-        job = (names, static, options, limits.timeout, limits.memory_mb, __version__)
+        job = (names, static, options, limits.timeout, limits.memory_mb, (__version__, code_digest()))
         # Sent once to every worker rather than with each of thousands of tasks.
         shared = client.scatter(job, broadcast=True, hash=False)
         submitted = client.map(check_task, sources, [shared] * len(sources), pure=False,
@@ -137,10 +141,11 @@ def iter_cluster(sources: list[str], rules, static: bool, options, limits: Limit
 
 def check_task(source: str, job: tuple) -> ModelResult:
     """Runs on a Dask worker: one model, checked in an isolated process there."""
-    names, static, options, timeout, memory_mb, version = job
-    if version != __version__:
-        return failure(source, f"the Dask worker runs kerascheck {__version__}, this run {version}: install the "
-                               "same version on the workers")
+    names, static, options, timeout, memory_mb, (version, digest) = job
+    if (version, digest) != (__version__, code_digest()):
+        # Its results would differ from a local run's, and the cache would file them as this version's.
+        return failure(source, f"the Dask worker runs another kerascheck ({__version__}, code {code_digest()[:12]}) "
+                               f"than this run ({version}, code {digest[:12]}): install the same on the workers")
     checker = _checker(job)
     if not is_url(source):
         return checker.check(source)

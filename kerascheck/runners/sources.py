@@ -118,8 +118,20 @@ def _join(root: str, name: str) -> str:
 
 
 def identity(url: str) -> str | None:
-    """What the storage says about a remote model without reading it (size, ETag or modification
-    time): the cache's way to know a copy is unchanged; None when the storage cannot say."""
+    """What the storage says about a model without reading it (size and modification time, a
+    bucket's ETag): the cache's way to know it is unchanged; None when the storage cannot say."""
+    if not is_url(url):
+        try:
+            if not os.path.isdir(url):
+                return _stat_identity(url)
+            parts = []
+            for root, dirs, files in os.walk(url):
+                dirs.sort()
+                parts.extend(f"{os.path.relpath(os.path.join(root, f), url)}:{_stat_identity(os.path.join(root, f))}"
+                             for f in sorted(files))
+            return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+        except OSError:
+            return None
     try:
         fs, path = filesystem(url)
         if fs.isdir(path):
@@ -128,6 +140,11 @@ def identity(url: str) -> str | None:
         return f"{fs.checksum(path)}"
     except Exception:
         return None
+
+
+def _stat_identity(path: str) -> str:
+    st = os.stat(path)
+    return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}:{st.st_dev}"
 
 
 @contextlib.contextmanager
