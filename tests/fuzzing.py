@@ -20,10 +20,8 @@ import h5py
 import numpy as np
 from hypothesis import strategies as st
 
-import multiprocessing
-
 from kerascheck.engine import select_rules
-from kerascheck.runners.isolated import Limits, Worker
+from kerascheck.runners.isolated import Checker, Limits
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SEEDS = [os.path.join(ROOT, "examples", name) for name in
@@ -47,7 +45,7 @@ class Outcomes(Counter):
 
 
 LIMITS = Limits(timeout=10.0, memory_mb=2048)
-_worker: Worker | None = None
+_checker: Checker | None = None
 
 
 def check_bytes(data: bytes, suffix: str, outcomes: Outcomes | None = None, hostile: bool = False) -> str:
@@ -56,19 +54,18 @@ def check_bytes(data: bytes, suffix: str, outcomes: Outcomes | None = None, host
     The worker has the CLI's guards (HDF5's C library can loop forever on some corrupt
     files; that must cost one file, never the run): a stopped check is "stopped".
     """
-    global RULES, _worker
+    global RULES, _checker
     if RULES is None:
         RULES = [r.name for r in select_rules() if r.tier == "spec"]
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "fuzzed" + suffix)
         with open(path, "wb") as fh:
             fh.write(data)
-        if _worker is None:
-            _worker = Worker(multiprocessing.get_context("spawn"), RULES, True, None)
-        result = _worker.check(path, LIMITS)
-    if result is None:
-        _worker = None
-        outcome = "stopped"
+        if _checker is None:
+            _checker = Checker(RULES, True, None, LIMITS, "spawn")
+        result = _checker.check(path)
+    if not result.cacheable and not any("internal error" in e["message"] for e in result.errors):
+        outcome = "stopped"  # the runner gave the check up: a timeout, the memory limit, a dead worker
     else:
         for err in result.errors:
             message = err["message"]

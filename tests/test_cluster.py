@@ -68,6 +68,7 @@ def test_a_folder_checked_on_the_cluster_gives_the_local_report(client, registry
     assert flagged and all(any(f.rule == "unsafe-code" for f in by_path[h.path].findings) for h in flagged)
 
 
+@pytest.mark.slow  # the folder test above covers the default suite; this one runs the probes on a cluster
 def test_the_cli_on_a_local_cluster_equals_jobs_with_the_probes():
     models = [os.path.join(EXAMPLES, n) for n in ("double_softmax.keras", "legacy_logits.h5")]
     local = kerascheck("--format", "json", "--no-html", "--jobs", "2", *models, timeout=300)

@@ -70,7 +70,8 @@ def connect(scheduler, verbose: bool = False):
 
         # Port 0 for the scheduler's web server: no warning when another cluster holds 8787. No
         # statistical profiling: its sampling thread in every worker costs CPU the checks need.
-        with _dask_logs(level), dask.config.set({"distributed.worker.profile.enabled": False}), distributed.LocalCluster(
+        settings = {"distributed.worker.profile.enabled": False}
+        with _dask_logs(level), dask.config.set(settings), distributed.LocalCluster(
                 n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
                 silence_logs=level) as cluster, distributed.Client(cluster) as client:
             yield client
