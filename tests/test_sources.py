@@ -3,7 +3,6 @@ are, copied by the process that checks them, and the reports name the URL."""
 import json
 import logging
 import os
-import shutil
 import uuid
 
 import distributed

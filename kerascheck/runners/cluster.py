@@ -16,10 +16,10 @@ import threading
 from typing import Callable, Iterator
 
 from kerascheck.engine import ModelResult
-from kerascheck.errors import InputError, UsageError
+from kerascheck.errors import UsageError
 from kerascheck.runners.cache import code_digest
 from kerascheck.runners.isolated import Checker, Limits, default_memory_mb, failure
-from kerascheck.runners.sources import is_url, local_copy, rename_result
+from kerascheck.runners.sources import check_source
 from kerascheck.version import __version__
 
 CONNECT_SECONDS = 20
@@ -147,18 +147,7 @@ def check_task(source: str, job: tuple) -> ModelResult:
         # Its results would differ from a local run's, and the cache would file them as this version's.
         return failure(source, f"the Dask worker runs another kerascheck ({__version__}, code {code_digest()[:12]}) "
                                f"than this run ({version}, code {digest[:12]}): install the same on the workers")
-    checker = _checker(job)
-    if not is_url(source):
-        return checker.check(source)
-    try:
-        with local_copy(source) as (local, digest):
-            result = rename_result(checker.check(local), local, source)
-            result.sha256 = digest
-            return result
-    except InputError as exc:
-        result = ModelResult(path=source)
-        result.errors.append({"message": str(exc)})
-        return result
+    return check_source(source, _checker(job).check)
 
 
 def _checker(job: tuple) -> Checker:

@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Iterator, Sequence
 
 from kerascheck.engine import ModelResult, check_file
-from kerascheck.errors import InputError
 from kerascheck.rule import Rule
-from kerascheck.runners.sources import is_url, local_copy, rename_result
+from kerascheck.runners.sources import check_source
 
 
 def check_in_process(files: Sequence[str], rules: Sequence[Rule], static: bool, options) -> list[ModelResult]:
@@ -19,22 +18,7 @@ def iter_in_process(files: Sequence[str], rules: Sequence[Rule], static: bool, o
     for index, source in enumerate(files):
         if started is not None:
             started(source)
-        yield index, check_source(source, rules, static, options)
+        yield index, check_source(source, lambda path: check_file(path, rules, static, options))
 
 
-def check_source(source: str, rules: Sequence[Rule], static: bool, options) -> ModelResult:
-    """check_file on a local path, or on a private copy of a URL (the result names the URL)."""
-    if not is_url(source):
-        return check_file(source, rules, static, options)
-    try:
-        with local_copy(source) as (local, digest):
-            result = rename_result(check_file(local, rules, static, options), local, source)
-            result.sha256 = digest
-            return result
-    except InputError as exc:
-        result = ModelResult(path=source)
-        result.errors.append({"message": str(exc)})
-        return result
-
-
-__all__ = ["check_in_process", "check_source", "iter_in_process"]
+__all__ = ["check_in_process", "iter_in_process"]

@@ -14,10 +14,13 @@ import os
 import re
 import shutil
 import tempfile
-from typing import Iterable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
 from kerascheck.errors import InputError
 from kerascheck.formats.limits import human_size
+
+if TYPE_CHECKING:
+    from kerascheck.engine import ModelResult
 
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
 SAVED_MODEL_MARK = "saved_model.pb"
@@ -236,6 +239,24 @@ def _digest_file(path: str, digest):
         while chunk := fh.read(CHUNK):
             digest.update(chunk)
     return digest
+
+
+def check_source(source: str, check: Callable[[str], "ModelResult"]) -> "ModelResult":
+    """`check(path)` on a local path, or on a private copy of a URL: the result then names the URL
+    and carries the sha256 of the bytes checked; a copy that cannot be made is the file's error."""
+    from kerascheck.engine import ModelResult
+
+    if not is_url(source):
+        return check(source)
+    try:
+        with local_copy(source) as (local, digest):
+            result = rename_result(check(local), local, source)
+            result.sha256 = digest
+            return result
+    except InputError as exc:
+        result = ModelResult(path=source)
+        result.errors.append({"message": str(exc)})
+        return result
 
 
 def rename_result(result, checked: str, shown: str):
