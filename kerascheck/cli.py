@@ -98,7 +98,7 @@ def _split(values) -> list[str]:
 @click.option("--scheduler", metavar="ADDRESS", default=None,
               help="Check on a Dask cluster, one task per model: tcp://host:8786, or local:N for N worker "
                    "processes on this machine (needs pip install 'kerascheck[dask]').  "
-                   "[default: $DASK_SCHEDULER_ADDRESS if set, else no cluster]")
+                   "none runs here.  [default: $DASK_SCHEDULER_ADDRESS if set, else no cluster]")
 @click.option("--cache", "cache", type=click.Path(file_okay=False), default=None, metavar="DIR",
               help="Reuse the results of models unchanged since a run with the same kerascheck and options; "
                    "check only new or changed ones.")
@@ -174,7 +174,10 @@ def cli(paths, select, ignore, fail_on, fmt, output, html, no_html, static, data
     jobs = jobs or _number(config, "jobs", int, 1)
     limits = Limits(timeout=timeout or _number(config, "timeout", float, 60.0 if static else 600.0),
                     memory_mb=max_memory or _number(config, "max-memory", int, None), jobs=jobs)
-    scheduler = scheduler or config.get("scheduler") or os.environ.get(ENVIRONMENT) or None
+    # The flag, then the environment, then the project's file; "none" runs locally whatever they say.
+    scheduler = scheduler or os.environ.get(ENVIRONMENT) or config.get("scheduler") or None
+    if scheduler is not None and scheduler.strip().lower() == "none":
+        scheduler = None
     if scheduler is not None:
         import_distributed()  # one clear line, before anything is read, when Dask is missing
         local_workers(scheduler)  # and for a malformed local:N

@@ -3,6 +3,7 @@ file is data, never code."""
 import os
 import pickle
 import shutil
+import sys
 import uuid
 
 import fsspec
@@ -94,6 +95,17 @@ def test_a_tampered_cache_file_runs_nothing_and_is_replaced(tmp_path):
     with open(entry, "wb") as fh:
         fh.write(MAGIC + pickle.dumps((HEALTHY, Payload())))
     report, count = run([HEALTHY], cache, static=True)
+    assert not marker.exists()
+    # Nor can an entry make anything import (kerascheck.__main__ would run the CLI) or reach NumPy's
+    # reconstructors (a crafted dtype reads and writes memory it does not own).
+    for payload in (b"ckerascheck.__main__\nmain\n)R.", b"cnumpy\ndtype\n(S'O8'\ntR."):
+        with open(entry, "wb") as fh:
+            fh.write(MAGIC + payload)
+        _, count = run([HEALTHY], cache, static=True)
+        assert count.checked == ["healthy.keras"] and "kerascheck.__main__" not in sys.modules
+        with open(entry, "wb") as fh:
+            fh.write(MAGIC + pickle.dumps((HEALTHY, Payload())))
+    _, count = run([HEALTHY], cache, static=True)
     assert not marker.exists()
     assert count.checked == ["healthy.keras"] and report.models[0].errors == []
     _, count = run([HEALTHY], cache, static=True)  # the entry was written again, good this time

@@ -13,6 +13,7 @@ from kerascheck.engine import select_rules
 from kerascheck.options import Options
 from kerascheck.reports import render
 from kerascheck.runners import check_paths
+from kerascheck.runners.cluster import local_workers
 from kerascheck.runners.isolated import Limits
 
 EXAMPLES = os.path.join(ROOT, "examples")
@@ -107,7 +108,14 @@ def test_scheduler_errors_are_one_line(tmp_path):
     proc = kerascheck("--static", HEALTHY, env={"DASK_SCHEDULER_ADDRESS": "local:none"})
     assert (proc.returncode, proc.stderr) == (2, "kerascheck: error: --scheduler 'local:none': use local:N with N "
                                                  "a number of workers, or an address such as tcp://host:8786\n")
-    # So may the config file, which wins over the variable.
+    # So may the project's file, after the variable; `--scheduler none` runs here whatever they say.
     (tmp_path / "pyproject.toml").write_text('[tool.kerascheck]\nscheduler = "local:0"\n')
-    proc = kerascheck("--static", HEALTHY, cwd=str(tmp_path), env={"DASK_SCHEDULER_ADDRESS": "local:none"})
+    proc = kerascheck("--static", HEALTHY, cwd=str(tmp_path))
     assert proc.stderr.startswith("kerascheck: error: --scheduler 'local:0': use local:N")
+    proc = kerascheck("--static", HEALTHY, cwd=str(tmp_path), env={"DASK_SCHEDULER_ADDRESS": "local:none"})
+    assert proc.stderr.startswith("kerascheck: error: --scheduler 'local:none': use local:N")
+    proc = kerascheck("--static", "--scheduler", "none", "--format", "json", HEALTHY, cwd=str(tmp_path),
+                      env={"DASK_SCHEDULER_ADDRESS": "local:none"})
+    assert (proc.returncode, proc.stderr) == (0, "") and json_report(proc.stdout)["models"][0]["errors"] == []
+    # An address that merely starts with "local" is an address.
+    assert local_workers("localhost:8786") is None and local_workers("local:3") == 3

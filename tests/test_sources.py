@@ -30,6 +30,7 @@ def bucket(tmp_path):
     files["models/corrupt/broken.keras"] = b"PK\x03\x04 not really a zip"
     files["models/.cache/skipped.keras"] = b"a hidden folder is not searched"
     files["models/README.md"] = b"not a model"
+    files["models/a/../../escape.keras"] = b"a key naming a place outside its folder once copied"
     for dirpath, _, names in os.walk(SAVED):
         for n in names:
             rel = os.path.relpath(os.path.join(dirpath, n), SAVED).replace(os.sep, "/")

@@ -23,6 +23,7 @@ import io
 import json
 import os
 import pickle
+import sys
 import tempfile
 
 from kerascheck.runners.sources import identity, is_url, rename_result, sha256_of
@@ -31,31 +32,31 @@ from kerascheck.version import __version__
 MAGIC = b"kerascheck-cache 1\n"
 LIBRARIES = ("keras", "tensorflow", "numpy", "h5py", "keras-hub")
 
-# Plain data besides kerascheck's own result classes: what pickle needs to rebuild containers and
-# the NumPy values a rule may keep in its evidence.
+# Plain containers besides kerascheck's own result classes. No NumPy reconstructor: a crafted
+# dtype or array can make NumPy read and write memory it does not own.
 ALLOWED_GLOBALS = {
     ("builtins", "set"), ("builtins", "frozenset"), ("builtins", "complex"), ("builtins", "slice"),
-    ("builtins", "range"), ("collections", "OrderedDict"), ("collections", "defaultdict"),
-    ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "_reconstruct"),
-    ("numpy._core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "scalar"),
-    ("numpy._core.multiarray", "scalar"),
+    ("builtins", "range"), ("collections", "OrderedDict"),
 }
 
 
 class _SafeUnpickler(pickle.Unpickler):
-    """Builds only plain data and kerascheck's dataclasses. A dataclass is rebuilt by __new__ and
-    its fields set, no code of its own runs (one with __setstate__ or __reduce__ of its own is
-    refused), so a cache file cannot start a process, open a file or run an import."""
+    """Builds only plain data and kerascheck's result dataclasses, taken from modules already
+    imported (a cache file never makes anything import). A dataclass is rebuilt by __new__ and its
+    fields set; one with a __post_init__, __setstate__ or __reduce__ of its own is refused, so a
+    cache file cannot start a process, open a file or run an import. A result holding anything
+    else is not stored (see Cache.store)."""
 
     def find_class(self, module: str, name: str):
         if (module, name) in ALLOWED_GLOBALS:
             return super().find_class(module, name)
-        if module == "kerascheck" or module.startswith("kerascheck."):
-            cls = super().find_class(module, name)
-            if (isinstance(cls, type) and dataclasses.is_dataclass(cls)
-                    and not any(k in vars(c) for c in cls.__mro__[:-1]
-                                for k in ("__setstate__", "__reduce__", "__reduce_ex__", "__new__"))):
-                return cls
+        owner = sys.modules.get(module) if (module == "kerascheck" or module.startswith("kerascheck.")) else None
+        cls = getattr(owner, name, None) if owner is not None and name.isidentifier() else None
+        if (isinstance(cls, type) and dataclasses.is_dataclass(cls) and cls.__module__ == module
+                and not any(k in vars(c) for c in cls.__mro__[:-1]
+                            for k in ("__setstate__", "__reduce__", "__reduce_ex__", "__new__", "__post_init__",
+                                      "__getattr__", "__getattribute__"))):
+            return cls
         raise pickle.UnpicklingError(f"{module}.{name} is not part of a kerascheck result")
 
 
@@ -95,6 +96,9 @@ class Cache:
         except Exception:  # truncated, tampered or foreign: a miss, rewritten after the check
             _remove(entry)
             return None
+        if not isinstance(checked_as, str) or type(result).__name__ != "ModelResult":
+            _remove(entry)
+            return None
         self.hits += 1
         result.sha256 = digest
         return rename_result(result, checked_as, source)
@@ -107,7 +111,12 @@ class Cache:
             return
         if is_url(source) and source in self.identities:
             _write(self._index(source, self.identities[source]), digest.encode())
-        _write(self._entry(digest), MAGIC + pickle.dumps((source, result), protocol=pickle.HIGHEST_PROTOCOL))
+        data = pickle.dumps((source, result), protocol=pickle.HIGHEST_PROTOCOL)
+        try:
+            safe_loads(data)  # what could not be read back is not written
+        except Exception:
+            return
+        _write(self._entry(digest), MAGIC + data)
 
     def _digest(self, source: str) -> str | None:
         """The sha256 of the model's bytes as they are now, or None when unknown before its check.

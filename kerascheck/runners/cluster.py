@@ -27,7 +27,7 @@ ENVIRONMENT = "DASK_SCHEDULER_ADDRESS"
 
 # One checker per Dask worker thread, kept between the tasks of a run (keyed by thread, so that the
 # end of a run can close them all from the worker's event loop).
-_checkers: dict[int, tuple[str, Checker]] = {}
+_checkers: dict[int, tuple[str, Checker, str]] = {}  # thread -> (job, its checker, the run's token)
 _lock = threading.Lock()
 
 
@@ -41,8 +41,8 @@ def import_distributed():
 
 def local_workers(address: str) -> int | None:
     """N for `local:N` (a LocalCluster of N processes started for the run), None for an address."""
-    if not address.startswith("local"):
-        return None
+    if address != "local" and not address.startswith("local:"):
+        return None  # an address: tcp://host:8786, localhost:8786, ...
     rest = address[len("local"):]
     if rest in ("", ":"):
         return max(1, (os.cpu_count() or 1))
@@ -112,7 +112,7 @@ def iter_cluster(sources: list[str], rules, static: bool, options, limits: Limit
     with connect(scheduler, verbose) as client:
         # Unique per run, so a scheduler never hands back another run's results for a key.
         token = os.urandom(6).hex()
-        job = (names, static, options, limits.timeout, limits.memory_mb, (__version__, code_digest()))
+        job = (names, static, options, limits.timeout, limits.memory_mb, (__version__, code_digest()), token)
         # Sent once to every worker rather than with each of thousands of tasks.
         shared = client.scatter(job, broadcast=True, hash=False)
         submitted = client.map(check_task, sources, [shared] * len(sources), pure=False,
@@ -137,12 +137,12 @@ def iter_cluster(sources: list[str], rules, static: bool, options, limits: Limit
                 if not future.done():
                     future.cancel()
             with contextlib.suppress(Exception):
-                client.run(close_checkers)
+                client.run(close_checkers, token)
 
 
 def check_task(source: str, job: tuple) -> ModelResult:
     """Runs on a Dask worker: one model, checked in an isolated process there."""
-    names, static, options, timeout, memory_mb, (version, digest) = job
+    names, static, options, timeout, memory_mb, (version, digest), _ = job
     if (version, digest) != (__version__, code_digest()):
         # Its results would differ from a local run's, and the cache would file them as this version's.
         return failure(source, f"the Dask worker runs another kerascheck ({__version__}, code {code_digest()[:12]}) "
@@ -151,7 +151,7 @@ def check_task(source: str, job: tuple) -> ModelResult:
 
 
 def _checker(job: tuple) -> Checker:
-    names, static, options, timeout, memory_mb, _ = job
+    names, static, options, timeout, memory_mb, _, token = job
     key = repr(job)
     with _lock:
         current = _checkers.pop(threading.get_ident(), None)
@@ -167,17 +167,18 @@ def _checker(job: tuple) -> Checker:
     # TensorFlow (TensorFlow is not fork-safe), not from the Dask worker with its threads.
     checker = Checker(names, static, options, Limits(timeout=timeout, memory_mb=memory_mb, jobs=1), "forkserver")
     with _lock:
-        _checkers[threading.get_ident()] = (key, checker)
+        _checkers[threading.get_ident()] = (key, checker, token)
     _allow_children()
     return checker
 
 
-def close_checkers() -> int:
-    """Stops this worker's isolated processes (run on every worker when a run ends)."""
+def close_checkers(token: str) -> int:
+    """Stops this worker's isolated processes of one run (on every worker when the run ends);
+    another run sharing the cluster keeps its own."""
     with _lock:
-        checkers = list(_checkers.values())
-        _checkers.clear()
-    for _, checker in checkers:
+        ours = [t for t, entry in _checkers.items() if entry[2] == token]
+        checkers = [_checkers.pop(t)[1] for t in ours]
+    for checker in checkers:
         checker.close()
     return len(checkers)
 

@@ -149,10 +149,17 @@ class Checker:
         self.worker: Worker | None = None
 
     def check(self, path: str) -> ModelResult:
-        if self.worker is None:
-            self.worker = Worker(self.ctx, *self.args)
+        for attempt in (1, 2):
+            if self.worker is None:
+                self.worker = Worker(self.ctx, *self.args)
+            try:
+                self.worker.give(0, path)
+                break
+            except OSError:  # the idle process died since the last file: a fresh one, once
+                self.close(kill=True)
+                if attempt == 2:
+                    return failure(path, "the worker checking it could not be started")
         worker = self.worker
-        worker.give(0, path)
         started = time.monotonic()
         while not worker.conn.poll(POLL_SECONDS):
             reason = worker.overrun(started, self.limits)
@@ -226,7 +233,7 @@ def iter_isolated(sources: list[str], rules, static: bool, options, limits: Limi
             local, digest = stack.enter_context(local_copy(source))
         except InputError as exc:
             stack.close()
-            result = ModelResult(path=source)
+            result = ModelResult(path=source, cacheable=False)
             result.errors.append({"message": str(exc)})
             finish(index, result)
             return False

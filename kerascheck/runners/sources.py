@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
 from kerascheck.errors import InputError
@@ -95,6 +96,8 @@ def list_url(url: str) -> list[str]:
     for path in found:
         if any(path.startswith(s + "/") for s in saved) or _hidden(path, root):
             continue
+        if any(p in (".", "..") for p in path.split("/")):
+            continue  # a key that would name a place outside its folder once copied
         if path.lower().endswith(MODEL_SUFFIXES):
             out.append(path)
     base = root.rstrip("/")
@@ -137,17 +140,33 @@ def identity(url: str) -> str | None:
             return None
     try:
         fs, path = filesystem(url)
-        if fs.isdir(path):
-            parts = [f"{p}:{fs.checksum(p)}" for p in sorted(fs.find(path, withdirs=False))]
-            return hashlib.sha256("\n".join(parts).encode()).hexdigest()
-        return f"{fs.checksum(path)}"
+        members = sorted(fs.find(path, withdirs=False)) if fs.isdir(path) else [path]
+        parts = []
+        for member in members:
+            info = fs.info(member) or {}
+            strong = {k: str(info[k]) for k in sorted(info) if k.lower().replace("_", "") in STRONG_FIELDS}
+            if not strong:
+                return None  # a name and a size alone do not vouch for the bytes
+            parts.append(f"{member}:{info.get('size')}:{sorted(strong.items())}")
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()
     except Exception:
         return None
 
 
+# What a storage says that changes when an object's bytes do (S3, GCS, Azure, HTTP, local, memory).
+STRONG_FIELDS = {"etag", "md5", "md5hash", "contentmd5", "crc32c", "generation", "versionid", "lastmodified",
+                 "mtime", "updated", "created", "modified"}
+# A file modified less than this long ago may be modified again within the clock's resolution
+# without its time changing (git's "racy" case): its stat does not vouch for it yet.
+RACY_SECONDS = 2.0
+
+
 def _stat_identity(path: str) -> str:
     st = os.stat(path)
-    return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}:{st.st_dev}"
+    if time.time() - st.st_mtime < RACY_SECONDS:
+        raise OSError("modified too recently to be known by its stat")
+    # ctime too: a tool can set a file's mtime back, never its ctime.
+    return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}:{st.st_dev}"
 
 
 @contextlib.contextmanager
@@ -160,7 +179,9 @@ def local_copy(url: str) -> Iterator[tuple[str, str]]:
     fs, path = filesystem(url)
     folder = tempfile.mkdtemp(prefix="kerascheck-fetch-")  # mode 0700
     try:
-        name = path.rstrip("/").rsplit("/", 1)[-1] or "model"
+        name = path.rstrip("/").rsplit("/", 1)[-1]
+        if name in ("", ".", "..") or os.sep in name:
+            name = "model"
         target = os.path.join(folder, name)
         try:
             if fs.isdir(path):
@@ -183,9 +204,12 @@ def _copy_folder(fs, path: str, target: str, url: str) -> str:
     digest, total = hashlib.sha256(), 0
     for member in sorted(fs.find(path, withdirs=False)):
         rel = member[len(path.rstrip("/")) + 1:]
-        if not rel or rel.startswith("/") or ".." in rel.split("/"):
+        parts = rel.split("/")
+        if not rel or any(p in ("", ".", "..") or os.sep in p for p in parts):
             continue  # never written outside the copy's folder
-        local = os.path.join(target, *rel.split("/"))
+        local = os.path.join(target, *parts)
+        if not os.path.realpath(local).startswith(os.path.realpath(target) + os.sep):
+            continue
         os.makedirs(os.path.dirname(local), exist_ok=True)
         digest.update(rel.encode() + b"\0")
         digest, total = _copy_file(fs, member, local, url, digest, total)
@@ -254,7 +278,7 @@ def check_source(source: str, check: Callable[[str], "ModelResult"]) -> "ModelRe
             result.sha256 = digest
             return result
     except InputError as exc:
-        result = ModelResult(path=source)
+        result = ModelResult(path=source, cacheable=False)  # the storage's trouble, not the model's
         result.errors.append({"message": str(exc)})
         return result
 
@@ -266,6 +290,7 @@ def rename_result(result, checked: str, shown: str):
     result.path = shown
     if checked != shown:
         result.findings = [dataclasses.replace(f, message=_renamed(f.message, checked, shown),
+                                               fix=_renamed(f.fix, checked, shown),
                                                evidence=_renamed(f.evidence, checked, shown))
                            for f in result.findings]
         result.errors = _renamed(result.errors, checked, shown)
@@ -276,7 +301,13 @@ def rename_result(result, checked: str, shown: str):
 
 def _renamed(value, old: str, new: str):
     if isinstance(value, str):
-        return value.replace(old, new)
+        if os.path.isabs(old) or is_url(old):
+            return value.replace(old, new)
+        # A relative path ("." or "m.keras") is also an ordinary piece of text: only a value that is
+        # the path, or a path inside it, is renamed.
+        if value == old:
+            return new
+        return new + value[len(old):] if value.startswith(old.rstrip("/") + "/") else value
     if isinstance(value, dict):
         return {k: _renamed(v, old, new) for k, v in value.items()}
     if isinstance(value, list):
