@@ -182,14 +182,15 @@ def cli(paths, select, ignore, fail_on, fmt, output, html, no_html, static, data
         import_distributed()  # one clear line, before anything is read, when Dask is missing
         local_workers(scheduler)  # and for a malformed local:N
     cache = cache or config.get("cache")
-    if cache:
-        from kerascheck.runners.cache import fingerprint
-
-        why_not = fingerprint([], static, options)[1]
-        if why_not:
-            click.echo(f"kerascheck: warning: --cache is not used: {why_not}", err=True)
-            cache = None
     rules = select_rules(select, ignore)
+    store = None
+    if cache:
+        from kerascheck.runners.cache import Cache
+
+        store = Cache(cache, rules, static, options)
+        if not store.enabled:
+            click.echo(f"kerascheck: warning: --cache is not used: {store.why_not}", err=True)
+            store = None
     files = expand_paths(list(paths))
     # A bar for several files; one file's probes show their own stages (options.progress).
     bar = None
@@ -202,7 +203,7 @@ def cli(paths, select, ignore, fail_on, fmt, output, html, no_html, static, data
     listener = _Listeners([bar, stream])
     try:
         report = check_paths(files, rules, static=static, options=options, limits=limits, scheduler=scheduler,
-                             cache=cache, listener=listener,
+                             cache=store, listener=listener,
                              expanded=True)
     finally:
         if bar is not None:
@@ -211,9 +212,9 @@ def cli(paths, select, ignore, fail_on, fmt, output, html, no_html, static, data
             stream.close()
     if not report.models:
         click.echo(f"kerascheck: warning: no .keras, .h5 or .hdf5 files found under {', '.join(paths)}", err=True)
-    if cache and verbose:
-        reused = listener.cached
-        click.echo(f"kerascheck: {reused} of {len(report.models)} results reused from the cache in {cache}", err=True)
+    if store is not None and verbose:
+        click.echo(f"kerascheck: {store.hits} of {len(report.models)} results reused from the cache in {cache}",
+                   err=True)
     for model in report.models:
         for err in model.errors:
             click.echo(f"kerascheck: error: {model.path}: {err['message']}", err=True)
@@ -265,7 +266,6 @@ class _Stream(Listener):
 class _Listeners(Listener):
     def __init__(self, listeners):
         self.listeners = [x for x in listeners if x is not None]
-        self.cached = 0
 
     def planned(self, total: int) -> None:
         for x in self.listeners:
@@ -276,7 +276,6 @@ class _Listeners(Listener):
             x.started(source)
 
     def finished(self, result, cached: bool) -> None:
-        self.cached += bool(cached)
         for x in self.listeners:
             x.finished(result, cached)
 

@@ -103,6 +103,14 @@ class ModelResult:
     sha256: str | None = None  # of the bytes checked, when a runner knows it (a fetched copy, the cache)
     cacheable: bool = True  # False when a runner gave the check up: it says nothing certain about the file
 
+    @classmethod
+    def unchecked(cls, path: str, message: str) -> "ModelResult":
+        """A model whose check was given up for a reason outside it (a timeout, the memory limit, a
+        dead worker, a copy that could not be fetched): says why, and is never cached."""
+        result = cls(path=path, cacheable=False)
+        result.errors.append({"message": message})
+        return result
+
     def to_dict(self) -> dict:
         probe = self.probe.record() if self.probe is not None and hasattr(self.probe, "record") else None
         return {

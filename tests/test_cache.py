@@ -9,13 +9,12 @@ import uuid
 import fsspec
 
 from helpers import HEALTHY, ROOT, json_report, kerascheck
-from kerascheck.engine import select_rules
+from kerascheck.engine import ModelResult, select_rules
 from kerascheck.options import Options
 from kerascheck.reports import render
 from kerascheck.reports.html import render_html
 from kerascheck.runners import Listener, check_paths
 from kerascheck.runners.cache import MAGIC, fingerprint
-from kerascheck.runners.isolated import failure
 
 EXAMPLES = os.path.join(ROOT, "examples")
 
@@ -119,7 +118,7 @@ def test_what_is_never_cached(tmp_path):
     from kerascheck.runners.cache import Cache
 
     store = Cache(str(cache), select_rules([], []), True, None)
-    store.store(HEALTHY + ".other", failure(HEALTHY + ".other", "checking it took longer than --timeout 1 s"))
+    store.store(HEALTHY + ".other", ModelResult.unchecked(HEALTHY + ".other", "checking it took longer than --timeout 1 s"))
     assert len(entries(cache)) == 1
     # Results that --fix-out or a --data function would change are not reused at all.
     assert fingerprint([], False, Options(fix_out=str(tmp_path)))[0] is None

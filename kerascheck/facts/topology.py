@@ -63,14 +63,7 @@ class Graph:
         inner = [l for l in self.spec.layers if l.scope == scope]
         if not names and inner:
             names = [inner[-1].name]
-        for name in names:
-            sub = self.by_qual.get("/".join(scope + (name,)))
-            if sub is None:
-                continue
-            if sub.is_model:
-                yield from self._outputs_of(sub)
-            else:
-                yield sub.qualname
+        yield from self._expand(scope, names)
 
     def _resolve_producers(self, layer: LayerSpec) -> Iterator[str]:
         if layer.class_name == "InputLayer" and layer.scope:
@@ -79,14 +72,18 @@ class Graph:
             if container is not None:
                 yield from self._resolve_producers(container)
             return
-        for name in layer.inbound:
-            producer = self.by_qual.get("/".join(layer.scope + (name,)))
-            if producer is None:
+        yield from self._expand(layer.scope, layer.inbound)
+
+    def _expand(self, scope: tuple, names) -> Iterator[str]:
+        """The layers `names` in `scope`, a nested model standing for the layers of its outputs."""
+        for name in names:
+            layer = self.by_qual.get("/".join(scope + (name,)))
+            if layer is None:
                 continue
-            if producer.is_model:
-                yield from self._outputs_of(producer)
+            if layer.is_model:
+                yield from self._outputs_of(layer)
             else:
-                yield producer.qualname
+                yield layer.qualname
 
     def producers(self, qualname: str) -> list[str]:
         return self._producers.get(qualname, [])

@@ -4,6 +4,7 @@ from (`sources`: paths and fsspec URLs) and which results can be reused (`cache`
 the API choose; the engine checks one model and knows nothing of processes."""
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import replace
 from typing import Iterator, Sequence
@@ -29,25 +30,26 @@ class Listener:
 
 
 def check_paths(paths: Sequence[str], rules: Sequence[Rule], static: bool = False, options=None,
-                limits: Limits | None = None, *, scheduler=None, cache: str | None = None,
+                limits: Limits | None = None, *, scheduler=None, cache=None,
                 listener: Listener | None = None, expanded: bool = False) -> Report:
     """Check every model under `paths` (local paths or fsspec URLs); the Report lists them in
     path order, whichever order their checks ended in.
 
     With `scheduler` (an address, `local:N`, or a distributed.Client), one Dask task per model;
     otherwise with `limits`, each file in a worker process with a timeout and a memory limit;
-    without, in this process. With `cache` (a folder), unchanged models reuse their last result.
+    without, in this process. With `cache` (a folder, or a runners.cache.Cache made for these rules
+    and options), unchanged models reuse their last result.
     `expanded`: the paths are expand_paths's answer already (folders searched, URLs listed).
     """
     listener = listener or Listener()
     files = list(paths) if expanded else expand_paths(paths)
     listener.planned(len(files))
     results: list[ModelResult | None] = [None] * len(files)
-    store = None
-    if cache is not None:
+    store = cache
+    if isinstance(cache, (str, os.PathLike)):
         from kerascheck.runners.cache import Cache
 
-        store = Cache(cache, rules, static, options)
+        store = Cache(os.fspath(cache), rules, static, options)
     todo = []
     for index, source in enumerate(files):
         hit = store.lookup(source) if store is not None else None

@@ -18,7 +18,7 @@ from typing import Callable, Iterator
 from kerascheck.engine import ModelResult
 from kerascheck.errors import UsageError
 from kerascheck.runners.cache import code_digest
-from kerascheck.runners.isolated import Checker, Limits, default_memory_mb, failure
+from kerascheck.runners.isolated import Checker, Limits, default_memory_mb
 from kerascheck.runners.sources import check_source
 from kerascheck.version import __version__
 
@@ -130,7 +130,8 @@ def iter_cluster(sources: list[str], rules, static: bool, options, limits: Limit
                     index = futures.pop(future)  # its result is released on the worker as it arrives
                     if isinstance(result, BaseException) or future.status == "error":
                         detail = " ".join(str(result).split())[:200]
-                        result = failure(sources[index], f"its Dask task failed ({type(result).__name__}: {detail})")
+                        result = ModelResult.unchecked(
+                            sources[index], f"its Dask task failed ({type(result).__name__}: {detail})")
                     yield index, result
         finally:
             for future in futures:
@@ -145,8 +146,9 @@ def check_task(source: str, job: tuple) -> ModelResult:
     names, static, options, timeout, memory_mb, (version, digest), _ = job
     if (version, digest) != (__version__, code_digest()):
         # Its results would differ from a local run's, and the cache would file them as this version's.
-        return failure(source, f"the Dask worker runs another kerascheck ({__version__}, code {code_digest()[:12]}) "
-                               f"than this run ({version}, code {digest[:12]}): install the same on the workers")
+        return ModelResult.unchecked(source, f"the Dask worker runs another kerascheck ({__version__}, code "
+                                             f"{code_digest()[:12]}) than this run ({version}, code {digest[:12]}): "
+                                             "install the same on the workers")
     return check_source(source, _checker(job).check)
 
 
@@ -154,10 +156,8 @@ def _checker(job: tuple) -> Checker:
     names, static, options, timeout, memory_mb, _, token = job
     key = repr(job)
     with _lock:
-        current = _checkers.pop(threading.get_ident(), None)
+        current = _checkers.get(threading.get_ident())
     if current is not None and current[0] == key:
-        with _lock:
-            _checkers[threading.get_ident()] = current
         return current[1]
     if current is not None:
         current[1].close()

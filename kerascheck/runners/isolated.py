@@ -21,6 +21,7 @@ from kerascheck.runners.sources import is_url, local_copy, rename_result
 
 FILES_PER_WORKER = 20
 POLL_SECONDS = 0.05
+DIED = "the worker checking it died (crashed or killed by the system)"
 
 
 @dataclass
@@ -50,10 +51,9 @@ def _worker(conn, rule_names, static, options):
         try:
             result = check_file(path, rules, static, options)
         except BaseException as exc:  # anything else still becomes one line for this file
-            result = ModelResult(path=path, cacheable=False)
             detail = " ".join(str(exc).split())[:300]
-            result.errors.append({"message": f"internal error while checking ({type(exc).__name__}: {detail}); "
-                                             "please report it"})
+            result = ModelResult.unchecked(path, f"internal error while checking ({type(exc).__name__}: {detail}); "
+                                                 "please report it")
         conn.send(result)
 
 
@@ -96,6 +96,21 @@ class Worker:
             return f"checking it used more than {limits.memory_mb} MiB of memory (--max-memory) and was stopped"
         return None
 
+    def collect(self) -> ModelResult | None:
+        """The result of the current check (it is ready), or None when the pipe broke (the worker died)."""
+        try:
+            result = self.conn.recv()
+        except (EOFError, OSError):
+            return None
+        self.task = None
+        self.done += 1
+        return result
+
+    @property
+    def spent(self) -> bool:
+        """Checked enough files: a fresh worker keeps memory flat over long runs."""
+        return self.done >= FILES_PER_WORKER
+
     def give(self, index: int, path: str) -> None:
         self.task = (index, path, time.monotonic())
         self.conn.send(path)
@@ -125,14 +140,6 @@ class Worker:
         self.kill()
 
 
-def failure(path: str, message: str) -> ModelResult:
-    """The result of a file whose check the runner had to give up (timeout, memory, a dead worker):
-    says why, and is never cached, since it says nothing about the file for certain."""
-    result = ModelResult(path=path, cacheable=False)
-    result.errors.append({"message": message})
-    return result
-
-
 class Checker:
     """One isolated worker process that checks file after file, one at a time, under the limits:
     what a Dask task uses on its worker. Recycled like the pool's workers; a file that overruns
@@ -158,22 +165,19 @@ class Checker:
             except OSError:  # the idle process died since the last file: a fresh one, once
                 self.close(kill=True)
                 if attempt == 2:
-                    return failure(path, "the worker checking it could not be started")
+                    return ModelResult.unchecked(path, "the worker checking it could not be started")
         worker = self.worker
         started = time.monotonic()
         while not worker.conn.poll(POLL_SECONDS):
             reason = worker.overrun(started, self.limits)
             if reason:
                 self.close(kill=True)
-                return failure(path, reason)
-        try:
-            result = worker.conn.recv()
-        except (EOFError, OSError):
+                return ModelResult.unchecked(path, reason)
+        result = worker.collect()
+        if result is None:
             self.close(kill=True)
-            return failure(path, "the worker checking it died (crashed or killed by the system)")
-        worker.task = None
-        worker.done += 1
-        if worker.done >= FILES_PER_WORKER:
+            return ModelResult.unchecked(path, DIED)
+        if worker.spent:
             self.close()
         return result
 
@@ -181,15 +185,6 @@ class Checker:
         if self.worker is not None:
             self.worker.kill() if kill else self.worker.stop()
             self.worker = None
-
-
-def check_isolated(paths: list[str], rules, static: bool, options, limits: Limits,
-                   start_method: str = "spawn") -> list[ModelResult]:
-    """check_file for each path in worker processes; results in the order of `paths`."""
-    results: list[ModelResult | None] = [None] * len(paths)
-    for index, result in iter_isolated(paths, rules, static, options, limits, start_method):
-        results[index] = result
-    return results
 
 
 def iter_isolated(sources: list[str], rules, static: bool, options, limits: Limits, start_method: str = "spawn",
@@ -218,7 +213,7 @@ def iter_isolated(sources: list[str], rules, static: bool, options, limits: Limi
 
     def fail(worker: Worker, message: str) -> None:
         index, path, _ = worker.task
-        finish(index, failure(path, message))
+        finish(index, ModelResult.unchecked(path, message))
         worker.kill()
         workers.remove(worker)
 
@@ -233,9 +228,7 @@ def iter_isolated(sources: list[str], rules, static: bool, options, limits: Limi
             local, digest = stack.enter_context(local_copy(source))
         except InputError as exc:
             stack.close()
-            result = ModelResult(path=source, cacheable=False)
-            result.errors.append({"message": str(exc)})
-            finish(index, result)
+            finish(index, ModelResult.unchecked(source, str(exc)))
             return False
         copies[index] = (stack, local, source, digest)
         worker.give(index, local)
@@ -253,16 +246,13 @@ def iter_isolated(sources: list[str], rules, static: bool, options, limits: Limi
                     continue
                 index, path, started_at = worker.task
                 if worker.conn.poll():
-                    try:
-                        result = worker.conn.recv()
-                    except (EOFError, OSError):
-                        fail(worker, "the worker checking it died (crashed or killed by the system)")
+                    result = worker.collect()
+                    if result is None:
+                        fail(worker, DIED)
                         continue
                     finish(index, result)
-                    worker.task = None
-                    worker.done += 1
-                    if worker.done >= FILES_PER_WORKER:
-                        worker.stop()  # a fresh worker keeps memory flat over long runs
+                    if worker.spent:
+                        worker.stop()
                         workers.remove(worker)
                 else:
                     reason = worker.overrun(started_at, limits)

@@ -9,10 +9,6 @@ from kerascheck.rule import Rule
 from kerascheck.runners.sources import check_source
 
 
-def check_in_process(files: Sequence[str], rules: Sequence[Rule], static: bool, options) -> list[ModelResult]:
-    return [result for _, result in iter_in_process(files, rules, static, options)]
-
-
 def iter_in_process(files: Sequence[str], rules: Sequence[Rule], static: bool, options,
                     started=None) -> Iterator[tuple[int, ModelResult]]:
     for index, source in enumerate(files):
@@ -21,4 +17,4 @@ def iter_in_process(files: Sequence[str], rules: Sequence[Rule], static: bool, o
         yield index, check_source(source, lambda path: check_file(path, rules, static, options))
 
 
-__all__ = ["check_in_process", "iter_in_process"]
+__all__ = ["iter_in_process"]

@@ -15,13 +15,11 @@ import re
 import shutil
 import tempfile
 import time
-from typing import TYPE_CHECKING, Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from kerascheck.errors import InputError
+from kerascheck.engine import ModelResult
 from kerascheck.formats.limits import human_size
-
-if TYPE_CHECKING:
-    from kerascheck.engine import ModelResult
 
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
 SAVED_MODEL_MARK = "saved_model.pb"
@@ -87,9 +85,7 @@ def list_url(url: str) -> list[str]:
         if fs.exists(_join(root, SAVED_MODEL_MARK)):
             return [url]
         found = sorted(fs.find(root, withdirs=False))
-    except InputError:
-        return [url]
-    except Exception:  # the filesystem's own errors (missing bucket, no credentials) surface on the check
+    except Exception:  # fsspec missing, the filesystem's own errors (no bucket, no credentials): said on the check
         return [url]
     saved = sorted({p.rsplit("/", 1)[0] for p in found if p.rsplit("/", 1)[-1] == SAVED_MODEL_MARK})
     out = []
@@ -265,11 +261,9 @@ def _digest_file(path: str, digest):
     return digest
 
 
-def check_source(source: str, check: Callable[[str], "ModelResult"]) -> "ModelResult":
+def check_source(source: str, check: Callable[[str], ModelResult]) -> ModelResult:
     """`check(path)` on a local path, or on a private copy of a URL: the result then names the URL
     and carries the sha256 of the bytes checked; a copy that cannot be made is the file's error."""
-    from kerascheck.engine import ModelResult
-
     if not is_url(source):
         return check(source)
     try:
@@ -277,10 +271,8 @@ def check_source(source: str, check: Callable[[str], "ModelResult"]) -> "ModelRe
             result = rename_result(check(local), local, source)
             result.sha256 = digest
             return result
-    except InputError as exc:
-        result = ModelResult(path=source, cacheable=False)  # the storage's trouble, not the model's
-        result.errors.append({"message": str(exc)})
-        return result
+    except InputError as exc:  # the storage's trouble, not the model's
+        return ModelResult.unchecked(source, str(exc))
 
 
 def rename_result(result, checked: str, shown: str):
